@@ -1,0 +1,140 @@
+//! The order repository in memory, with the same rules as DynamoDB: atomic writes of an order
+//! with its outbox events, version checks, processed-event markers, idempotency records.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Mutex, MutexGuard, PoisonError},
+};
+
+use kit::{
+    events::Envelope,
+    idempotency::{self, MemoryIdempotency, Record, Status},
+};
+
+use super::{customer_sort_key, decode_cursor, encode_cursor};
+use crate::{
+    domain::{CustomerId, Order, OrderId},
+    ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
+};
+
+#[derive(Debug, Default)]
+struct State {
+    orders: HashMap<OrderId, Order>,
+    outbox: Vec<Envelope>,
+    processed: HashSet<String>,
+}
+
+/// Orders in memory.
+#[derive(Debug, Default)]
+pub struct MemoryOrders {
+    state: Mutex<State>,
+    idempotency: MemoryIdempotency,
+}
+
+impl MemoryOrders {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every event written to the outbox so far, in order.
+    pub fn outbox(&self) -> Vec<Envelope> {
+        self.state().outbox.clone()
+    }
+}
+
+impl OrderRepository for MemoryOrders {
+    async fn get(&self, id: &OrderId) -> Result<Option<Order>, RepositoryError> {
+        Ok(self.state().orders.get(id).cloned())
+    }
+
+    async fn list_for_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page, RepositoryError> {
+        let after = match cursor {
+            Some(cursor) => Some(decode_cursor(cursor).ok_or(RepositoryError::InvalidCursor)?),
+            None => None,
+        };
+        let mut mine: Vec<(String, Order)> = self
+            .state()
+            .orders
+            .values()
+            .filter(|o| &o.customer_id == customer)
+            .map(|o| (customer_sort_key(o), o.clone()))
+            .filter(|(key, _)| after.as_ref().is_none_or(|after| key < after))
+            .collect();
+        mine.sort_by(|a, b| b.0.cmp(&a.0));
+        let limit = limit as usize;
+        let next = (mine.len() > limit).then(|| encode_cursor(&mine[limit - 1].0));
+        Ok(Page {
+            orders: mine.into_iter().take(limit).map(|(_, o)| o).collect(),
+            next,
+        })
+    }
+
+    async fn insert(
+        &self,
+        order: &Order,
+        events: &[Envelope],
+        idempotency: Option<&IdempotentResponse>,
+    ) -> Result<(), RepositoryError> {
+        let mut state = self.state();
+        if state.orders.contains_key(&order.id) {
+            return Err(RepositoryError::Unavailable("duplicate order id".into()));
+        }
+        if let Some(stored) = idempotency {
+            let record = Record {
+                fingerprint: stored.fingerprint.clone(),
+                status: Status::Completed,
+                response: Some(stored.response.clone()),
+                expires_at: chrono::Utc::now().timestamp() + idempotency::HTTP_TTL.as_secs() as i64,
+            };
+            self.idempotency
+                .insert_if_absent(&stored.key, record)
+                .map_err(|_| RepositoryError::IdempotencyKeyTaken)?;
+        }
+        state.orders.insert(order.id.clone(), order.clone());
+        state.outbox.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        order: &Order,
+        expected_version: u64,
+        events: &[Envelope],
+        processed_event: Option<&str>,
+    ) -> Result<(), RepositoryError> {
+        let mut state = self.state();
+        let current = state.orders.get(&order.id).map(|o| o.version);
+        if current != Some(expected_version) {
+            return Err(RepositoryError::VersionConflict);
+        }
+        if let Some(event_id) = processed_event {
+            if state.processed.contains(event_id) {
+                return Err(RepositoryError::AlreadyProcessed);
+            }
+            state.processed.insert(event_id.to_owned());
+        }
+        state.orders.insert(order.id.clone(), order.clone());
+        state.outbox.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn is_processed(&self, event_id: &str) -> Result<bool, RepositoryError> {
+        Ok(self.state().processed.contains(event_id))
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &idempotency::Key,
+    ) -> Result<Option<Record>, RepositoryError> {
+        use kit::idempotency::IdempotencyStore;
+        self.idempotency
+            .get(key)
+            .await
+            .map_err(|e| RepositoryError::Unavailable(Box::new(e)))
+    }
+}

@@ -1,0 +1,9 @@
+//! The orders domain: pure rules, no AWS or Lambda types.
+
+mod order;
+mod request;
+
+pub use order::{CustomerId, Order, OrderId, Status, TransitionError};
+pub use request::{
+    LineInput, MAX_LINES, MAX_QUANTITY, MoneyInput, NewOrder, PlaceOrder, Violation,
+};

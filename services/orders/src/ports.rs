@@ -1,0 +1,89 @@
+//! What the orders service needs from the outside world.
+
+use std::future::Future;
+
+use kit::{events::Envelope, idempotency};
+
+use crate::domain::{CustomerId, Order, OrderId};
+
+/// A page of a customer's orders, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub orders: Vec<Order>,
+    /// Opaque cursor for the next page, `None` on the last one.
+    pub next: Option<String>,
+}
+
+/// A stored response to replay for a repeated `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotentResponse {
+    pub key: idempotency::Key,
+    pub fingerprint: String,
+    pub response: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// The order changed since it was read (optimistic concurrency).
+    #[error("the order was changed concurrently")]
+    VersionConflict,
+    /// The event was already applied (its marker exists).
+    #[error("the event was already processed")]
+    AlreadyProcessed,
+    /// A live record holds this idempotency key.
+    #[error("the idempotency key is already used")]
+    IdempotencyKeyTaken,
+    /// The pagination cursor is not one we issued.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("the order store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Orders, their outbox and their idempotency records, in one store so that each change
+/// commits atomically with its events.
+pub trait OrderRepository: Send + Sync {
+    fn get(
+        &self,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Option<Order>, RepositoryError>> + Send;
+
+    /// A customer's orders, newest first, at most `limit`, after `cursor`.
+    fn list_for_customer(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page, RepositoryError>> + Send;
+
+    /// Stores a new order with its events and, when given, the idempotent response — all or
+    /// nothing.
+    fn insert(
+        &self,
+        order: &Order,
+        events: &[Envelope],
+        idempotency: Option<&IdempotentResponse>,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    /// Saves a changed order if it is still at `expected_version`, with its events and, when
+    /// the change answers an event, that event's processed marker — all or nothing.
+    fn update(
+        &self,
+        order: &Order,
+        expected_version: u64,
+        events: &[Envelope],
+        processed_event: Option<&str>,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    /// Whether the event with this id was already applied.
+    fn is_processed(
+        &self,
+        event_id: &str,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+
+    /// The live idempotency record for `key`.
+    fn idempotency_record(
+        &self,
+        key: &idempotency::Key,
+    ) -> impl Future<Output = Result<Option<idempotency::Record>, RepositoryError>> + Send;
+}

@@ -1,0 +1,305 @@
+//! HTTP plumbing for `lambda_http` functions behind an API Gateway HTTP API (payload v2):
+//! the route table, the caller from the JWT authorizer's claims, JSON in and out, the
+//! correlation id, and the one place an [`ApiError`] becomes a problem+json response.
+
+use std::{collections::HashMap, future::Future};
+
+use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext, service_fn};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::Instrument;
+
+use crate::{error::ApiError, telemetry};
+
+/// The OAuth scope that lets a caller read any customer's resources.
+pub const ADMIN_SCOPE: &str = "shop/admin";
+
+/// Header carrying the correlation id in and out.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// One route of a service, in API Gateway form: `GET /v1/orders/{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// Every status the route can answer with; the OpenAPI document must list the same.
+    pub statuses: &'static [u16],
+}
+
+impl Route {
+    pub const fn new(method: &'static str, path: &'static str, statuses: &'static [u16]) -> Self {
+        Route {
+            method,
+            path,
+            statuses,
+        }
+    }
+}
+
+/// The route a request matched and its path parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    pub route: Route,
+    pub params: HashMap<&'static str, String>,
+}
+
+impl Matched {
+    /// A path parameter; the route table guarantees it exists when the route declares it.
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map_or("", String::as_str)
+    }
+}
+
+/// Finds the route for `method` and `path`: 404 when no path matches, 405 when the path
+/// matches with another method.
+pub fn match_route(routes: &[Route], method: &str, path: &str) -> Result<Matched, ApiError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut allowed = Vec::new();
+    for route in routes {
+        let pattern: Vec<&'static str> = route.path.split('/').collect();
+        if pattern.len() != segments.len() {
+            continue;
+        }
+        let mut params = HashMap::new();
+        let matches = pattern.iter().zip(&segments).all(|(p, s)| {
+            match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) if !s.is_empty() => {
+                    params.insert(name, (*s).to_owned());
+                    true
+                }
+                Some(_) => false,
+                None => p == s,
+            }
+        });
+        if !matches {
+            continue;
+        }
+        if route.method.eq_ignore_ascii_case(method) {
+            return Ok(Matched {
+                route: *route,
+                params,
+            });
+        }
+        allowed.push(route.method);
+    }
+    if allowed.is_empty() {
+        Err(ApiError::NotFound("route"))
+    } else {
+        Err(ApiError::MethodNotAllowed(allowed))
+    }
+}
+
+/// The authenticated caller, as the HTTP API's JWT authorizer put it in the request context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The `sub` claim.
+    pub sub: String,
+    /// OAuth scopes from the authorizer (`scopes`) or the token's `scope` claim.
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    /// The caller of `request`, or 401 when the authorizer left no `sub` claim.
+    pub fn from_request(request: &Request) -> Result<Caller, ApiError> {
+        let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
+            return Err(ApiError::Unauthorized);
+        };
+        let jwt = context
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .ok_or(ApiError::Unauthorized)?;
+        let sub = jwt
+            .claims
+            .get("sub")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let mut scopes: Vec<String> = jwt.scopes.clone().unwrap_or_default();
+        if let Some(claim) = jwt.claims.get("scope") {
+            scopes.extend(claim.split_whitespace().map(str::to_owned));
+        }
+        Ok(Caller {
+            sub: sub.clone(),
+            scopes,
+        })
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// What every handler gets besides the request: ids for logs, problems and events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// From the `x-correlation-id` header when it is sane, else the API request id.
+    pub correlation_id: String,
+    /// API Gateway's request id (or Lambda's, when invoked directly).
+    pub request_id: String,
+}
+
+impl RequestMeta {
+    pub fn from_request(request: &Request) -> Self {
+        let api_request_id = match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+            _ => None,
+        };
+        let request_id = api_request_id
+            .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let correlation_id = request
+            .headers()
+            .get(CORRELATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_sane_id(v))
+            .map_or_else(|| request_id.clone(), str::to_owned);
+        RequestMeta {
+            correlation_id,
+            request_id,
+        }
+    }
+}
+
+/// A client-supplied id we are willing to log and propagate.
+fn is_sane_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// Runs `handler` for one request and turns its error into problem+json; sets the
+/// correlation id on the span and on the response.
+pub async fn respond<F, Fut>(request: Request, handler: F) -> Response<Body>
+where
+    F: FnOnce(Request, RequestMeta) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let meta = RequestMeta::from_request(&request);
+    telemetry::record_correlation_id(&meta.correlation_id);
+    let correlation_id = meta.correlation_id.clone();
+    let instance = meta.request_id.clone();
+    let mut response = match handler(request, meta).await {
+        Ok(response) => response,
+        Err(error) => problem_response(&error, &instance),
+    };
+    if let Ok(value) = correlation_id.parse() {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    response
+}
+
+/// Serves `handler` as a Lambda function, each invocation in its own log span.
+pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    lambda_http::run(service_fn(|request: Request| {
+        let request_id = request
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
+        let span = telemetry::invocation_span(&request_id);
+        let response = handler(request);
+        async move { Ok::<_, std::convert::Infallible>(response.await) }.instrument(span)
+    }))
+    .await
+}
+
+/// The JSON body of `request` as `T`: 415 unless it is JSON, 400 when it does not parse or
+/// has unknown fields (serde's message is about our public contract, so it is safe to show).
+pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    let content_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !(essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest("the request body is empty".into()));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// A JSON response with `status`.
+pub fn json_response<T: Serialize>(status: u16, body: &T) -> Result<Response<Body>, ApiError> {
+    let body = serde_json::to_string(body).map_err(ApiError::internal)?;
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(body))
+        .map_err(ApiError::internal)
+}
+
+/// The problem+json response for `error`.
+pub fn problem_response(error: &ApiError, instance: &str) -> Response<Body> {
+    let problem = error.problem(Some(instance));
+    let body = serde_json::to_string(&problem).unwrap_or_else(|_| "{}".to_owned());
+    let mut builder = Response::builder()
+        .status(problem.status)
+        .header(http::header::CONTENT_TYPE, "application/problem+json");
+    if let ApiError::MethodNotAllowed(allowed) = error {
+        builder = builder.header(http::header::ALLOW, allowed.join(", "));
+    }
+    builder.body(Body::Text(body)).unwrap_or_else(|_| {
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTES: &[Route] = &[
+        Route::new("POST", "/v1/orders", &[201]),
+        Route::new("GET", "/v1/orders", &[200]),
+        Route::new("GET", "/v1/orders/{id}", &[200]),
+        Route::new("POST", "/v1/orders/{id}/cancel", &[200]),
+    ];
+
+    #[test]
+    fn routes_match_with_their_parameters() {
+        let matched = match_route(ROUTES, "POST", "/v1/orders/abc/cancel").unwrap();
+        assert_eq!(matched.route.path, "/v1/orders/{id}/cancel");
+        assert_eq!(matched.param("id"), "abc");
+        assert_eq!(
+            match_route(ROUTES, "GET", "/v1/orders/")
+                .unwrap()
+                .route
+                .path,
+            "/v1/orders"
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_are_405() {
+        assert!(matches!(
+            match_route(ROUTES, "GET", "/v1/nope"),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            match_route(ROUTES, "DELETE", "/v1/orders/abc"),
+            Err(ApiError::MethodNotAllowed(methods)) if methods == ["GET"]
+        ));
+        assert!(matches!(
+            match_route(ROUTES, "GET", "/v1/orders//cancel"),
+            Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn only_sane_correlation_ids_are_accepted() {
+        assert!(is_sane_id("abc-123_x.y:z"));
+        assert!(!is_sane_id(""));
+        assert!(!is_sane_id("a b"));
+        assert!(!is_sane_id(&"x".repeat(129)));
+    }
+}

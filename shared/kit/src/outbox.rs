@@ -1,0 +1,121 @@
+//! The transactional outbox: an event is written as an item of the service's own table in the
+//! same `TransactWriteItems` as the state change it describes; the table's stream feeds the
+//! relay ([`crate::relay`]), so a crash between write and publish delays an event, never loses it.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde::Deserialize;
+
+use crate::{
+    dynamo::{EXPIRES_AT, PK, SK, n, s},
+    events::Envelope,
+};
+
+/// Key prefix of outbox items; the stream mapping filters on it.
+pub const PREFIX: &str = "OUTBOX#";
+/// Outbox items expire a week after they are written: long after the relay published them.
+pub const TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+/// Why an outbox item cannot be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("cannot encode the envelope")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot build the outbox put")]
+    Build(#[source] aws_sdk_dynamodb::error::BuildError),
+    #[error("the stream image is not an outbox record")]
+    Decode(#[source] serde_dynamo::Error),
+    #[error("the outbox record holds an invalid envelope")]
+    Envelope(#[source] serde_json::Error),
+}
+
+/// The put of `envelope` into `table`'s outbox, to add to a state change's transaction.
+pub fn put(table: &str, envelope: &Envelope) -> Result<TransactWriteItem, OutboxError> {
+    let item = item(envelope)?;
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(OutboxError::Build)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The outbox item of `envelope`.
+pub fn item(envelope: &Envelope) -> Result<HashMap<String, AttributeValue>, OutboxError> {
+    let json = serde_json::to_string(envelope).map_err(OutboxError::Encode)?;
+    Ok(HashMap::from([
+        (PK.to_owned(), s(format!("{PREFIX}{}", envelope.id))),
+        (SK.to_owned(), s("OUTBOX")),
+        ("source".to_owned(), s(&envelope.source)),
+        ("detail_type".to_owned(), s(&envelope.event_type)),
+        ("envelope".to_owned(), s(json)),
+        (
+            EXPIRES_AT.to_owned(),
+            n(envelope.time.timestamp() + TTL_SECONDS),
+        ),
+    ]))
+}
+
+#[derive(Deserialize)]
+struct Stored {
+    pk: String,
+    envelope: String,
+}
+
+/// The envelope in a stream image, `None` when the image is not an outbox item.
+pub fn decode(image: serde_dynamo::Item) -> Option<Result<Envelope, OutboxError>> {
+    let is_outbox = matches!(
+        image.get(PK),
+        Some(serde_dynamo::AttributeValue::S(pk)) if pk.starts_with(PREFIX)
+    );
+    if !is_outbox {
+        return None;
+    }
+    Some(
+        serde_dynamo::from_item::<_, Stored>(image)
+            .map_err(OutboxError::Decode)
+            .and_then(|stored| {
+                debug_assert!(stored.pk.starts_with(PREFIX));
+                serde_json::from_str(&stored.envelope).map_err(OutboxError::Envelope)
+            }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::events::{Event, NotificationSent};
+
+    fn envelope() -> Envelope {
+        let event = Event::NotificationSent(NotificationSent {
+            notification_id: "n".into(),
+            customer_id: "c".into(),
+            order_id: "o".into(),
+            about: "OrderConfirmed".into(),
+            channel: "record".into(),
+            sent_at: Utc::now(),
+        });
+        Envelope::new("shop.notify", &event, "corr", None, Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn an_outbox_item_decodes_back_to_its_envelope() {
+        let envelope = envelope();
+        let item = item(&envelope).unwrap();
+        let image: serde_dynamo::Item =
+            serde_dynamo::to_item(serde_dynamo::from_item::<_, serde_json::Value>(item).unwrap())
+                .unwrap();
+        assert_eq!(decode(image).unwrap().unwrap(), envelope);
+    }
+
+    #[test]
+    fn other_items_are_not_outbox_records() {
+        let image: serde_dynamo::Item =
+            serde_dynamo::to_item(serde_json::json!({"pk": "ORDER#1", "sk": "ORDER"})).unwrap();
+        assert!(decode(image).is_none());
+    }
+}

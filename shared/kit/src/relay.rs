@@ -1,0 +1,324 @@
+//! The outbox relay: turns DynamoDB stream records of outbox items into EventBridge
+//! `PutEvents`, in batches of at most 10, retrying only the entries EventBridge reports as
+//! failed, and reporting the stream records it could not publish as batch item failures (so
+//! Lambda retries from there and, past the mapping's retry limit, sends them to the
+//! on-failure destination).
+
+use std::{future::Future, time::Duration};
+
+use aws_lambda_events::event::{
+    dynamodb::Event as StreamEvent,
+    streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse},
+};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use lambda_runtime::{LambdaEvent, service_fn};
+use tracing::Instrument;
+
+use crate::{
+    error::{EventError, cause_chain},
+    events::Envelope,
+    metrics::{self, Metric},
+    outbox, telemetry,
+};
+
+/// The variables a relay function reads.
+pub const ENV_VARS: &[&str] = &[BUS_VAR];
+const BUS_VAR: &str = "EVENT_BUS_NAME";
+
+/// Settings of a relay function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub event_bus: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        Ok(Config {
+            event_bus: crate::config::required(BUS_VAR)?,
+        })
+    }
+}
+
+/// EventBridge accepts at most 10 entries per `PutEvents`.
+pub const MAX_BATCH: usize = 10;
+/// Attempts per entry within one invocation before it is reported as failed.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// A failure of a whole `PutEvents` call (as opposed to failed entries).
+#[derive(Debug, thiserror::Error)]
+#[error("PutEvents failed")]
+pub struct PublishError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Where envelopes are published.
+pub trait Publisher: Send + Sync {
+    /// Publishes at most [`MAX_BATCH`] envelopes; returns, per entry in order, `None` when it
+    /// was accepted or `Some(error code)` when it failed.
+    fn publish(
+        &self,
+        batch: &[Envelope],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, PublishError>> + Send;
+}
+
+/// Publishes to an EventBridge bus: `Source` = envelope source, `DetailType` = event type,
+/// `Detail` = the envelope.
+#[derive(Debug, Clone)]
+pub struct EventBridgePublisher {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl EventBridgePublisher {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        EventBridgePublisher {
+            client,
+            bus: bus.into(),
+        }
+    }
+}
+
+impl Publisher for EventBridgePublisher {
+    async fn publish(&self, batch: &[Envelope]) -> Result<Vec<Option<String>>, PublishError> {
+        let mut entries = Vec::with_capacity(batch.len());
+        for envelope in batch {
+            let detail = serde_json::to_string(envelope).map_err(|e| PublishError(Box::new(e)))?;
+            entries.push(
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus)
+                    .source(&envelope.source)
+                    .detail_type(&envelope.event_type)
+                    .detail(detail)
+                    .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(
+                        envelope.time.timestamp_millis(),
+                    ))
+                    .build(),
+            );
+        }
+        let output = self
+            .client
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| PublishError(Box::new(e)))?;
+        let results = output.entries();
+        Ok((0..batch.len())
+            .map(|i| match results.get(i) {
+                Some(entry) if entry.error_code().is_none() => None,
+                Some(entry) => Some(entry.error_code().unwrap_or("Unknown").to_owned()),
+                // A missing result entry is a failure we must not paper over.
+                None => Some("MissingResult".to_owned()),
+            })
+            .collect())
+    }
+}
+
+/// Publishes the outbox records of `event` and returns the records it could not publish.
+pub async fn relay<P: Publisher>(
+    service: &str,
+    event: StreamEvent,
+    publisher: &P,
+) -> DynamoDbEventResponse {
+    // (sequence number, envelope) of every outbox insert, in stream order.
+    let mut pending: Vec<(String, Envelope)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for record in event.records {
+        if record.event_name != "INSERT" {
+            continue;
+        }
+        let sequence = record.change.sequence_number.clone().unwrap_or_default();
+        match outbox::decode(record.change.new_image) {
+            None => {}
+            Some(Ok(envelope)) => pending.push((sequence, envelope)),
+            Some(Err(error)) => {
+                tracing::error!(sequence, error.cause_chain = %cause_chain(&error), "undecodable outbox record");
+                failed.push(sequence);
+            }
+        }
+    }
+    let mut published = 0_u32;
+    for attempt in 0..MAX_ATTEMPTS {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50 * 2_u64.pow(attempt))).await;
+        }
+        let mut retry = Vec::new();
+        for chunk in pending.chunks(MAX_BATCH) {
+            let envelopes: Vec<Envelope> = chunk.iter().map(|(_, e)| e.clone()).collect();
+            match publisher.publish(&envelopes).await {
+                Ok(results) => {
+                    for ((sequence, envelope), result) in chunk.iter().zip(results) {
+                        match result {
+                            None => published += 1,
+                            Some(code) => {
+                                tracing::warn!(event_id = %envelope.id, code, attempt, "entry not accepted by EventBridge");
+                                retry.push((sequence.clone(), envelope.clone()));
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(attempt, error.cause_chain = %cause_chain(&error), "PutEvents call failed");
+                    retry.extend(chunk.iter().cloned());
+                }
+            }
+        }
+        pending = retry;
+    }
+    for (sequence, envelope) in &pending {
+        tracing::error!(sequence, event_id = %envelope.id, "could not publish; reported as a batch item failure");
+    }
+    failed.extend(pending.into_iter().map(|(sequence, _)| sequence));
+    metrics::emit(
+        service,
+        &[],
+        &[
+            Metric::count("EventsPublished", published),
+            Metric::count(
+                "EventsNotPublished",
+                u32::try_from(failed.len()).unwrap_or(u32::MAX),
+            ),
+        ],
+    );
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|sequence| {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            failure
+        })
+        .collect();
+    response
+}
+
+/// Serves the relay of `service` as a stream-triggered Lambda function.
+pub async fn run<P: Publisher>(
+    service: &'static str,
+    publisher: P,
+) -> Result<(), lambda_runtime::Error> {
+    let publisher = &publisher;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
+        let span = telemetry::invocation_span(&event.context.request_id);
+        async move { Ok::<_, EventError>(relay(service, event.payload, publisher).await) }
+            .instrument(span)
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::events::{Event, NotificationSent};
+
+    /// Accepts everything except the envelopes listed in `reject`, `fails` times each.
+    #[derive(Default)]
+    struct Flaky {
+        reject: Mutex<Vec<(uuid::Uuid, u32)>>,
+        calls: Mutex<Vec<usize>>,
+        published: Mutex<Vec<uuid::Uuid>>,
+    }
+
+    impl Publisher for Flaky {
+        async fn publish(&self, batch: &[Envelope]) -> Result<Vec<Option<String>>, PublishError> {
+            self.calls.lock().unwrap().push(batch.len());
+            let mut reject = self.reject.lock().unwrap();
+            Ok(batch
+                .iter()
+                .map(
+                    |envelope| match reject.iter_mut().find(|(id, _)| *id == envelope.id) {
+                        Some((_, left)) if *left > 0 => {
+                            *left -= 1;
+                            Some("ThrottlingException".to_owned())
+                        }
+                        _ => {
+                            self.published.lock().unwrap().push(envelope.id);
+                            None
+                        }
+                    },
+                )
+                .collect())
+        }
+    }
+
+    fn envelope(n: usize) -> Envelope {
+        let event = Event::NotificationSent(NotificationSent {
+            notification_id: format!("n{n}"),
+            customer_id: "c".into(),
+            order_id: "o".into(),
+            about: "OrderConfirmed".into(),
+            channel: "record".into(),
+            sent_at: Utc::now(),
+        });
+        Envelope::new("shop.notify", &event, "corr", None, Utc::now()).unwrap()
+    }
+
+    fn stream_event(envelopes: &[Envelope]) -> StreamEvent {
+        let records: Vec<serde_json::Value> = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, envelope)| {
+                let item = outbox::item(envelope).unwrap();
+                let image: serde_json::Value = serde_json::to_value(
+                    serde_dynamo::from_item::<_, serde_json::Value>(item).unwrap(),
+                )
+                .unwrap();
+                let image: serde_dynamo::Item = serde_dynamo::to_item(image).unwrap();
+                serde_json::json!({
+                    "eventID": format!("e{i}"), "eventName": "INSERT", "awsRegion": "eu-west-1",
+                    "dynamodb": {
+                        "ApproximateCreationDateTime": 1.7e9, "Keys": {}, "NewImage": image,
+                        "SequenceNumber": format!("{:05}", i), "SizeBytes": 1,
+                        "StreamViewType": "NEW_IMAGE",
+                    },
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_are_published_in_batches_of_ten() {
+        let envelopes: Vec<Envelope> = (0..23).map(envelope).collect();
+        let publisher = Flaky::default();
+        let response = relay("test", stream_event(&envelopes), &publisher).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(*publisher.calls.lock().unwrap(), [10, 10, 3]);
+        assert_eq!(publisher.published.lock().unwrap().len(), 23);
+    }
+
+    #[tokio::test]
+    async fn only_failed_entries_are_retried() {
+        let envelopes: Vec<Envelope> = (0..4).map(envelope).collect();
+        let publisher = Flaky::default();
+        publisher.reject.lock().unwrap().push((envelopes[2].id, 1));
+        let response = relay("test", stream_event(&envelopes), &publisher).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(*publisher.calls.lock().unwrap(), [4, 1]);
+        assert_eq!(publisher.published.lock().unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn entries_failing_every_attempt_are_reported_by_sequence_number() {
+        let envelopes: Vec<Envelope> = (0..3).map(envelope).collect();
+        let publisher = Flaky::default();
+        publisher
+            .reject
+            .lock()
+            .unwrap()
+            .push((envelopes[1].id, u32::MAX));
+        let response = relay("test", stream_event(&envelopes), &publisher).await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect();
+        assert_eq!(failed, ["00001"]);
+        assert_eq!(publisher.calls.lock().unwrap().len(), MAX_ATTEMPTS as usize);
+    }
+}

@@ -1,0 +1,220 @@
+//! SQS batches of EventBridge events carrying our envelope: each message is handled on its own,
+//! and only the failed ones are reported back (`ReportBatchItemFailures`), so one bad message
+//! never fails or blocks its batch.
+
+use std::{error::Error as StdError, future::Future};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde::Deserialize;
+use tracing::Instrument;
+
+use crate::{
+    error::{EventError, cause_chain},
+    events::{ContractError, Envelope, Event},
+    metrics::{self, Metric},
+    telemetry,
+};
+
+/// One message of a batch, parsed and decoded.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub message_id: String,
+    /// How many times SQS has delivered this message (1 on the first delivery).
+    pub receive_count: u32,
+    pub envelope: Envelope,
+    pub event: Event,
+}
+
+/// Why a message body cannot be handled at all: it will fail every time and end in the DLQ.
+#[derive(Debug, thiserror::Error)]
+pub enum PoisonMessage {
+    #[error("the body is not an EventBridge event with our envelope")]
+    Body(#[source] serde_json::Error),
+    #[error("the message has no body")]
+    NoBody,
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+}
+
+/// The EventBridge event SQS receives from a rule target.
+#[derive(Deserialize)]
+struct EventBridgeEvent {
+    detail: Envelope,
+}
+
+/// Parses one SQS record into a [`Message`].
+pub fn parse(record: &SqsMessage) -> Result<Message, PoisonMessage> {
+    let body = record.body.as_deref().ok_or(PoisonMessage::NoBody)?;
+    let parsed: EventBridgeEvent = serde_json::from_str(body).map_err(PoisonMessage::Body)?;
+    let event = parsed.detail.decode()?;
+    Ok(Message {
+        message_id: record.message_id.clone().unwrap_or_default(),
+        receive_count: record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
+        envelope: parsed.detail,
+        event,
+    })
+}
+
+/// Runs `handler` over every message of `event`, one after the other (so two events of one
+/// order in a batch keep their order), and returns only the failed message ids.
+pub async fn process_batch<F, Fut, E>(
+    service: &str,
+    event: SqsEvent,
+    handler: F,
+) -> SqsBatchResponse
+where
+    F: Fn(Message) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: StdError + 'static,
+{
+    let mut failures = Vec::new();
+    let total = event.records.len();
+    for record in &event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        telemetry::record_message(&message_id, None);
+        let outcome = match parse(record) {
+            Err(poison) => {
+                tracing::error!(
+                    message_id,
+                    error.cause_chain = %cause_chain(&poison),
+                    "poison message: reported as a batch item failure, it will reach the DLQ"
+                );
+                Err(())
+            }
+            Ok(message) => {
+                telemetry::record_message(&message_id, Some(&message.envelope.correlation_id));
+                let event_type = message.envelope.event_type.clone();
+                handler(message).await.map_err(|error| {
+                    tracing::error!(
+                        message_id,
+                        event_type,
+                        error.cause_chain = %cause_chain(&error),
+                        "message failed: reported as a batch item failure for a retry"
+                    );
+                })
+            }
+        };
+        if outcome.is_err() {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            failures.push(failure);
+        }
+    }
+    let failed = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+    metrics::emit(
+        service,
+        &[],
+        &[
+            Metric::count(
+                "MessagesProcessed",
+                u32::try_from(total).unwrap_or(u32::MAX) - failed,
+            ),
+            Metric::count("MessagesFailed", failed),
+        ],
+    );
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
+/// Serves `handler` as an SQS-triggered Lambda function of `service`.
+pub async fn run<F, Fut, E>(service: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Message) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: StdError + 'static,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let span = telemetry::invocation_span(&event.context.request_id);
+        async move { Ok::<_, EventError>(process_batch(service, event.payload, handler).await) }
+            .instrument(span)
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::events::{Event, NotificationSent};
+
+    fn record(id: &str, body: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.into());
+        message.body = Some(body.into());
+        message
+    }
+
+    fn valid_body(order_id: &str) -> String {
+        let event = Event::NotificationSent(NotificationSent {
+            notification_id: "n".into(),
+            customer_id: "c".into(),
+            order_id: order_id.into(),
+            about: "OrderConfirmed".into(),
+            channel: "record".into(),
+            sent_at: Utc::now(),
+        });
+        let envelope = Envelope::new("shop.notify", &event, "corr", None, Utc::now()).unwrap();
+        serde_json::json!({
+            "version": "0", "id": "eb-1", "detail-type": "NotificationSent",
+            "source": "shop.notify", "detail": envelope,
+        })
+        .to_string()
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("boom")]
+    struct Boom;
+
+    #[tokio::test]
+    async fn only_poison_and_failed_messages_are_reported_and_the_rest_are_handled() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("m1", &valid_body("o1")),
+            record("m2", "not json"),
+            record("m3", &valid_body("fail")),
+            record("m4", &valid_body("o4")),
+            record("m5", &valid_body("o5")),
+        ];
+        let handled = Mutex::new(Vec::new());
+        let response = process_batch("test", event, |message: Message| {
+            let handled = &handled;
+            async move {
+                let Event::NotificationSent(sent) = message.event else {
+                    return Err(Boom);
+                };
+                if sent.order_id == "fail" {
+                    return Err(Boom);
+                }
+                handled.lock().unwrap().push(sent.order_id);
+                Ok(())
+            }
+        })
+        .await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m2", "m3"]);
+        assert_eq!(*handled.lock().unwrap(), ["o1", "o4", "o5"]);
+    }
+
+    #[test]
+    fn unknown_event_types_are_poison() {
+        let body = valid_body("o").replace("\"type\":\"NotificationSent\"", "\"type\":\"Nope\"");
+        assert!(matches!(
+            parse(&record("m", &body)),
+            Err(PoisonMessage::Contract(ContractError::UnknownType(_)))
+        ));
+    }
+}
