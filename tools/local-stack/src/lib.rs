@@ -1,0 +1,22 @@
+//! The local stack: runs the whole application from `infra/template.yaml` without Docker or an
+//! AWS account — moto for DynamoDB (with streams), EventBridge and SQS; the real function
+//! binaries under an emulation of the Lambda Runtime API; the HTTP API with JWT validation;
+//! SQS and DynamoDB stream event source mappings.
+//!
+//! Integration tests use it as a library: [`Stack::start`] returns the API URL, the moto
+//! endpoint and the local resource names, and stops everything it started on drop.
+
+pub mod functions;
+pub mod http_api;
+pub mod jwt;
+pub mod moto;
+pub mod pattern;
+pub mod report;
+pub mod resources;
+pub mod runtime;
+pub mod sqs;
+pub mod stack;
+pub mod streams;
+pub mod template;
+
+pub use stack::{Options, Stack};

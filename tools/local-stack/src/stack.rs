@@ -1,0 +1,546 @@
+//! [`Stack`]: everything started together — moto, provisioning, function pools, the HTTP API
+//! and the event source mappings — and stopped together on drop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use axum::body::Bytes;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::functions::{self, FunctionSpec};
+use crate::http_api::{self, Api, Route};
+use crate::jwt::JwtKey;
+use crate::moto::Moto;
+use crate::report::{Delivery, Reporter, correlation_id};
+use crate::resources::{self, Clients, Resources};
+use crate::runtime::{FunctionPool, Invoked, Launch};
+use crate::sqs::SqsPoller;
+use crate::streams::StreamPoller;
+use crate::template::{Context, Template};
+
+/// How to start the stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Workspace root (holds `Cargo.toml`, `infra/`, `.venv/`).
+    pub root: PathBuf,
+    /// The SAM template; default `<root>/infra/template.yaml`.
+    pub template: Option<PathBuf>,
+    /// An already running moto; default: start one from `./.venv`.
+    pub aws_endpoint: Option<String>,
+    /// Run `bash tools/setup.sh` when moto is missing (the CLI does; tests fail instead).
+    pub install_moto: bool,
+    pub region: String,
+    /// HTTP API port; 0 picks a free one.
+    pub port: u16,
+    /// Prefix of every resource name, so several stacks can share one moto.
+    pub prefix: Option<String>,
+    /// Template parameter overrides.
+    pub parameters: HashMap<String, String>,
+    /// Run release binaries (`cargo build --release`).
+    pub release: bool,
+    /// Build the function binaries first.
+    pub build: bool,
+    /// Run only these functions (binary names or logical ids); empty = all.
+    pub only: Vec<String>,
+    /// Extra environment per function (binary name or logical id).
+    pub extra_env: BTreeMap<String, BTreeMap<String, String>>,
+    /// Overrides every queue's `VisibilityTimeout` (tests use a short one).
+    pub visibility_timeout: Option<u32>,
+    /// Concurrent invocations per function when the template reserves none.
+    pub max_concurrency: usize,
+    pub serve_http: bool,
+    pub run_mappings: bool,
+    /// Print one line per request and delivery, and the start-up summary.
+    pub print: bool,
+    /// Copy function logs to stderr (they always go to `<state>/logs/`).
+    pub echo_logs: bool,
+    /// Where the JWT key and logs live; default `<root>/.local/local-stack`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// Defaults for the workspace at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            template: None,
+            aws_endpoint: None,
+            install_moto: false,
+            region: "us-east-1".into(),
+            port: 0,
+            prefix: None,
+            parameters: HashMap::new(),
+            release: false,
+            build: true,
+            only: Vec::new(),
+            extra_env: BTreeMap::new(),
+            visibility_timeout: None,
+            max_concurrency: 4,
+            serve_http: true,
+            run_mappings: true,
+            print: false,
+            echo_logs: false,
+            state_dir: None,
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.root.join(".local/local-stack"))
+    }
+
+    pub fn template_path(&self) -> PathBuf {
+        self.template
+            .clone()
+            .unwrap_or_else(|| self.root.join("infra/template.yaml"))
+    }
+}
+
+/// The workspace root: the nearest ancestor of `start` with a `[workspace]` Cargo.toml.
+pub fn workspace_root(start: &Path) -> anyhow::Result<PathBuf> {
+    start
+        .ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow!("no cargo workspace above {}", start.display()))
+}
+
+/// How long each start-up phase took.
+#[derive(Debug, Clone, Default)]
+pub struct Startup {
+    pub build: Duration,
+    pub moto: Duration,
+    pub provisioning: Duration,
+    pub functions: Duration,
+    /// moto + provisioning + all functions ready (the build excluded).
+    pub total: Duration,
+}
+
+/// A running local stack. Dropping it stops everything it started.
+#[derive(Debug)]
+pub struct Stack {
+    /// Base URL of the HTTP API, e.g. `http://127.0.0.1:3000`.
+    pub api_url: String,
+    pub moto_endpoint: String,
+    pub resources: Resources,
+    /// Function pools by binary name.
+    pub functions: BTreeMap<String, Arc<FunctionPool>>,
+    /// Template functions that were not started (binary missing or not selected).
+    pub skipped: Vec<String>,
+    pub reporter: Arc<Reporter>,
+    pub key: JwtKey,
+    pub clients: Clients,
+    pub startup: Startup,
+    tasks: Vec<JoinHandle<()>>,
+    moto: Option<Moto>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for f in self.functions.values() {
+            f.restart();
+        }
+    }
+}
+
+impl Stack {
+    /// Starts moto (unless given), provisions the template's resources, starts every function
+    /// whose binary exists, serves the HTTP API and runs the event source mappings.
+    pub async fn start(o: Options) -> anyhow::Result<Self> {
+        let template_path = o.template_path();
+        let template = Template::load(&template_path)?;
+        let template_dir = template_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| o.root.clone());
+        let stack_name = o.prefix.clone().unwrap_or_else(|| "local".to_owned());
+        let mut ctx = Context::new(&template, &stack_name, &o.region, &o.parameters)?;
+        resources::name_resources(&template, &mut ctx, o.prefix.as_deref())?;
+
+        // Which functions can run: their binary must exist in the workspace.
+        let preview = functions::functions(&template, &ctx, &o.root, &template_dir)?;
+        let selected = |f: &FunctionSpec| {
+            o.only.is_empty() || o.only.iter().any(|n| n == &f.binary || n == &f.logical_id)
+        };
+        let mut skipped = Vec::new();
+        let mut packages: Vec<String> = Vec::new();
+        for f in &preview {
+            match (&f.package, selected(f)) {
+                (Some(p), true) => {
+                    if !packages.contains(p) {
+                        packages.push(p.clone());
+                    }
+                }
+                (None, true) => {
+                    eprintln!(
+                        "local-stack: warning: skipping {} — binary {} is not in the workspace yet",
+                        f.logical_id, f.binary
+                    );
+                    skipped.push(f.logical_id.clone());
+                }
+                (_, false) => skipped.push(f.logical_id.clone()),
+            }
+        }
+        let t_build = Instant::now();
+        if o.build && !packages.is_empty() {
+            build(&o.root, &packages, o.release).await?;
+        }
+        let build_time = t_build.elapsed();
+
+        let t0 = Instant::now();
+        let moto = match &o.aws_endpoint {
+            Some(_) => None,
+            None => Some(Moto::start(&o.root, o.install_moto).await?),
+        };
+        let moto_endpoint = o
+            .aws_endpoint
+            .clone()
+            .or_else(|| moto.as_ref().map(|m| m.endpoint.clone()))
+            .unwrap_or_default();
+        let moto_time = t0.elapsed();
+
+        let t1 = Instant::now();
+        let clients = Clients::new(&moto_endpoint, &o.region).await;
+        let resources = resources::provision(&template, &mut ctx, &clients, o.visibility_timeout)
+            .await
+            .with_context(|| format!("provisioning in moto at {moto_endpoint}"))?;
+        let provisioning_time = t1.elapsed();
+
+        let t2 = Instant::now();
+        let state = o.state_dir();
+        let log_dir = state
+            .join("logs")
+            .join(o.prefix.as_deref().unwrap_or("default"));
+        std::fs::create_dir_all(&log_dir)?;
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| o.root.join("target"));
+        let exe_dir = target.join(if o.release { "release" } else { "debug" });
+        let specs = functions::functions(&template, &ctx, &o.root, &template_dir)?;
+        let mut pools: BTreeMap<String, Arc<FunctionPool>> = BTreeMap::new();
+        for spec in specs
+            .into_iter()
+            .filter(|f| f.package.is_some() && selected(f))
+        {
+            let executable = exe_dir.join(&spec.binary);
+            if !executable.exists() {
+                bail!(
+                    "{} not found: build it with `cargo build --bins` (or drop --no-build)",
+                    executable.display()
+                );
+            }
+            let env = function_env(&spec, &moto_endpoint, &o.region);
+            let limit = spec.reserved_concurrency.unwrap_or(o.max_concurrency);
+            let log_file = log_dir.join(format!("{}.log", spec.binary));
+            let binary = spec.binary.clone();
+            let extra = o
+                .extra_env
+                .get(&spec.binary)
+                .or_else(|| o.extra_env.get(&spec.logical_id))
+                .cloned()
+                .unwrap_or_default();
+            let pool = FunctionPool::new(
+                Launch {
+                    spec: Arc::new(spec),
+                    executable,
+                    env,
+                    log_file,
+                    echo_logs: o.echo_logs,
+                },
+                limit,
+            );
+            pool.set_env(extra);
+            pools.insert(binary, Arc::new(pool));
+        }
+        let warmups = pools.values().map(|p| p.warm());
+        for r in futures::future::join_all(warmups).await {
+            r?;
+        }
+        let functions_time = t2.elapsed();
+
+        let reporter = Arc::new(Reporter::new(o.print));
+        let key = JwtKey::load_or_create(&state.join("jwt.json"))?;
+        let mut tasks = Vec::new();
+
+        let mut api_url = String::new();
+        if o.serve_http {
+            let api_spec = functions::http_api(&template, &ctx)?;
+            let mut routes = Vec::new();
+            for pool in pools.values() {
+                for r in &pool.spec().routes {
+                    let authorizer = r
+                        .authorizer
+                        .clone()
+                        .or_else(|| api_spec.default_authorizer.clone());
+                    routes.push(Route {
+                        method: r.method.clone(),
+                        path: r.path.clone(),
+                        authorized: authorizer.is_some_and(|a| a != "NONE"),
+                        scopes: r.scopes.clone(),
+                        function: pool.clone(),
+                    });
+                }
+            }
+            let api = Arc::new(Api::new(
+                routes,
+                key.clone(),
+                reporter.clone(),
+                o.region.clone(),
+                ctx.account.clone(),
+            ));
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", o.port))
+                .await
+                .with_context(|| format!("binding the HTTP API to 127.0.0.1:{}", o.port))?;
+            api_url = format!("http://{}", listener.local_addr()?);
+            let app = http_api::router(api).into_make_service_with_connect_info::<SocketAddr>();
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }));
+        }
+
+        if o.run_mappings {
+            for pool in pools.values() {
+                for m in pool.spec().sqs.iter().filter(|m| m.enabled) {
+                    let Some((_, queue)) = resources.queue_by_arn(&m.queue_arn) else {
+                        eprintln!(
+                            "local-stack: warning: {} polls unknown queue {}",
+                            pool.spec().name,
+                            m.queue_arn
+                        );
+                        continue;
+                    };
+                    let poller = SqsPoller {
+                        mapping: m.clone(),
+                        queue: queue.clone(),
+                        function: pool.clone(),
+                        sqs: clients.sqs.clone(),
+                        region: o.region.clone(),
+                        reporter: reporter.clone(),
+                    };
+                    tasks.push(tokio::spawn(poller.run()));
+                }
+                for m in pool.spec().streams.iter().filter(|m| m.enabled) {
+                    let on_failure_url = m
+                        .on_failure
+                        .as_deref()
+                        .and_then(|arn| resources.queue_by_arn(arn))
+                        .map(|(_, q)| q.url.clone());
+                    let poller = StreamPoller {
+                        mapping: m.clone(),
+                        function: pool.clone(),
+                        streams: clients.streams.clone(),
+                        sqs: clients.sqs.clone(),
+                        on_failure_url,
+                        region: o.region.clone(),
+                        reporter: reporter.clone(),
+                    };
+                    tasks.push(tokio::spawn(poller.run()));
+                }
+            }
+        }
+
+        let startup = Startup {
+            build: build_time,
+            moto: moto_time,
+            provisioning: provisioning_time,
+            functions: functions_time,
+            total: t0.elapsed(),
+        };
+        let stack = Self {
+            api_url,
+            moto_endpoint,
+            resources,
+            functions: pools,
+            skipped,
+            reporter,
+            key,
+            clients,
+            startup,
+            tasks,
+            moto,
+        };
+        if o.print {
+            stack.print_summary();
+        }
+        Ok(stack)
+    }
+
+    #[allow(clippy::print_stdout)]
+    fn print_summary(&self) {
+        println!("local-stack: moto at {}", self.moto_endpoint);
+        for (id, t) in &self.resources.tables {
+            println!("  table  {id:<18} {}", t.name);
+        }
+        for (id, q) in &self.resources.queues {
+            println!("  queue  {id:<18} {}", q.url);
+        }
+        for (id, b) in &self.resources.buses {
+            println!("  bus    {id:<18} {b}");
+        }
+        for (name, f) in &self.functions {
+            let s = f.spec();
+            println!(
+                "  fn     {name:<18} timeout {}s, {} MB, up to {} at once, log {}",
+                s.timeout_s,
+                s.memory_mb,
+                f.limit(),
+                s.name
+            );
+            for r in &s.routes {
+                println!("           {} {}", r.method, r.path);
+            }
+        }
+        for s in &self.skipped {
+            println!("  skipped {s}");
+        }
+        let st = &self.startup;
+        println!(
+            "local-stack: started in {} ms (moto {} ms, provisioning {} ms, functions ready {} ms; build {} ms not counted)",
+            st.total.as_millis(),
+            st.moto.as_millis(),
+            st.provisioning.as_millis(),
+            st.functions.as_millis(),
+            st.build.as_millis()
+        );
+        if !self.api_url.is_empty() {
+            println!("local-stack: HTTP API on {}", self.api_url);
+        }
+    }
+
+    /// The pool of a function by binary name or logical id.
+    pub fn function(&self, name: &str) -> anyhow::Result<&Arc<FunctionPool>> {
+        self.functions
+            .get(name)
+            .or_else(|| {
+                self.functions
+                    .values()
+                    .find(|f| f.spec().logical_id == name || f.spec().name == name)
+            })
+            .ok_or_else(|| {
+                anyhow!(
+                    "function {name} is not running (skipped: {:?})",
+                    self.skipped
+                )
+            })
+    }
+
+    /// Sets extra environment variables of a function and restarts it so they apply.
+    pub fn set_env(&self, function: &str, vars: BTreeMap<String, String>) -> anyhow::Result<()> {
+        let f = self.function(function)?;
+        f.set_env(vars);
+        f.restart();
+        Ok(())
+    }
+
+    /// Restarts a function: its next invocation starts a fresh process.
+    pub fn restart(&self, function: &str) -> anyhow::Result<()> {
+        self.function(function)?.restart();
+        Ok(())
+    }
+
+    /// Invokes a function directly with a raw event (like `aws lambda invoke`).
+    pub async fn invoke(&self, function: &str, event: &Value) -> anyhow::Result<Invoked> {
+        let f = self.function(function)?;
+        let invoked = f.invoke(Bytes::from(event.to_string())).await;
+        self.reporter.record(Delivery {
+            function: f.spec().name.clone(),
+            source: "invoke".into(),
+            ids: Vec::new(),
+            failed_ids: Vec::new(),
+            success: invoked.outcome.is_success(),
+            outcome: invoked.outcome.describe(),
+            correlation_id: invoked.outcome.json().as_ref().and_then(correlation_id),
+            duration: invoked.duration,
+        });
+        Ok(invoked)
+    }
+
+    /// A dev token signed with the local key.
+    pub fn token(&self, sub: &str, scopes: &[&str]) -> anyhow::Result<String> {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.key.mint(sub, &scopes, 3600)
+    }
+
+    /// Stops everything now (also done on drop).
+    pub async fn stop(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for f in self.functions.values() {
+            f.restart();
+        }
+        if let Some(m) = self.moto.take() {
+            m.stop().await;
+        }
+    }
+}
+
+/// The environment Lambda gives a function, plus the template's variables.
+fn function_env(spec: &FunctionSpec, endpoint: &str, region: &str) -> BTreeMap<String, String> {
+    let mut env = spec.env.clone();
+    let mut set = |k: &str, v: &str| {
+        env.insert(k.to_owned(), v.to_owned());
+    };
+    set("AWS_ENDPOINT_URL", endpoint);
+    set("AWS_REGION", region);
+    set("AWS_DEFAULT_REGION", region);
+    set("AWS_ACCESS_KEY_ID", "testing");
+    set("AWS_SECRET_ACCESS_KEY", "testing");
+    set("AWS_EC2_METADATA_DISABLED", "true");
+    set("AWS_LAMBDA_FUNCTION_NAME", &spec.name);
+    set(
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        &spec.memory_mb.to_string(),
+    );
+    set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST");
+    set(
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        &format!("/aws/lambda/{}", spec.name),
+    );
+    set("AWS_LAMBDA_LOG_STREAM_NAME", "local");
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
+    set("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023");
+    set("TZ", ":UTC");
+    set("_HANDLER", "bootstrap");
+    if let Some(f) = &spec.log_format {
+        set("AWS_LAMBDA_LOG_FORMAT", f);
+    }
+    if let Some(l) = &spec.app_log_level {
+        set("AWS_LAMBDA_LOG_LEVEL", l);
+    }
+    env
+}
+
+/// `cargo build --bins -p <pkg>…` (release when asked), output to our stderr.
+async fn build(root: &Path, packages: &[String], release: bool) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = tokio::process::Command::new(cargo);
+    cmd.current_dir(root).args(["build", "--bins"]);
+    if release {
+        cmd.arg("--release");
+    }
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    eprintln!(
+        "local-stack: cargo build --bins{} -p {}",
+        if release { " --release" } else { "" },
+        packages.join(" -p ")
+    );
+    let status = cmd.status().await.context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build of {} failed", packages.join(", "));
+    }
+    Ok(())
+}
