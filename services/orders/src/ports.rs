@@ -33,9 +33,6 @@ pub enum RepositoryError {
     /// A live record holds this idempotency key.
     #[error("the idempotency key is already used")]
     IdempotencyKeyTaken,
-    /// The pagination cursor is not one we issued.
-    #[error("invalid cursor")]
-    InvalidCursor,
     #[error("the order store is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -48,12 +45,13 @@ pub trait OrderRepository: Send + Sync {
         id: &OrderId,
     ) -> impl Future<Output = Result<Option<Order>, RepositoryError>> + Send;
 
-    /// A customer's orders, newest first, at most `limit`, after `cursor`.
+    /// A customer's orders, newest first, at most `limit`, after the sort key `after`
+    /// (decoded from a client's cursor by [`kit::page::params`]).
     fn list_for_customer(
         &self,
         customer: &CustomerId,
         limit: u32,
-        cursor: Option<&str>,
+        after: Option<&str>,
     ) -> impl Future<Output = Result<Page, RepositoryError>> + Send;
 
     /// Stores a new order with its events and, when given, the idempotent response — all or

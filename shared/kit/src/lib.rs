@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod money;
 pub mod outbox;
+pub mod page;
 pub mod relay;
 pub mod sqs;
 pub mod telemetry;

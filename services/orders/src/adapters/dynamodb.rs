@@ -16,7 +16,7 @@ use kit::{
     outbox,
 };
 
-use super::{customer_sort_key, decode_cursor, encode_cursor};
+use super::customer_sort_key;
 use crate::{
     domain::{CustomerId, Order, OrderId},
     ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
@@ -114,7 +114,7 @@ impl OrderRepository for DynamoOrders {
         &self,
         customer: &CustomerId,
         limit: u32,
-        cursor: Option<&str>,
+        after: Option<&str>,
     ) -> Result<Page, RepositoryError> {
         let mut query = self
             .client
@@ -126,8 +126,7 @@ impl OrderRepository for DynamoOrders {
             .expression_attribute_values(":pk", customer_pk(customer))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        if let Some(cursor) = cursor {
-            let sort_key = decode_cursor(cursor).ok_or(RepositoryError::InvalidCursor)?;
+        if let Some(sort_key) = after {
             let id = sort_key.rsplit('#').next().unwrap_or_default().to_owned();
             query = query
                 .exclusive_start_key(GSI1_PK, customer_pk(customer))
@@ -141,7 +140,7 @@ impl OrderRepository for DynamoOrders {
         let next = output
             .last_evaluated_key
             .and_then(|key| key.get(GSI1_SK).and_then(|v| v.as_s().ok()).cloned())
-            .map(|sort_key| encode_cursor(&sort_key));
+            .map(|sort_key| kit::page::encode_cursor(&sort_key));
         Ok(Page { orders, next })
     }
 

@@ -11,7 +11,7 @@ use kit::{
     idempotency::{self, MemoryIdempotency, Record, Status},
 };
 
-use super::{customer_sort_key, decode_cursor, encode_cursor};
+use super::customer_sort_key;
 use crate::{
     domain::{CustomerId, Order, OrderId},
     ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
@@ -51,27 +51,17 @@ impl OrderRepository for MemoryOrders {
         &self,
         customer: &CustomerId,
         limit: u32,
-        cursor: Option<&str>,
+        after: Option<&str>,
     ) -> Result<Page, RepositoryError> {
-        let after = match cursor {
-            Some(cursor) => Some(decode_cursor(cursor).ok_or(RepositoryError::InvalidCursor)?),
-            None => None,
-        };
-        let mut mine: Vec<(String, Order)> = self
+        let mine: Vec<(String, Order)> = self
             .state()
             .orders
             .values()
             .filter(|o| &o.customer_id == customer)
             .map(|o| (customer_sort_key(o), o.clone()))
-            .filter(|(key, _)| after.as_ref().is_none_or(|after| key < after))
             .collect();
-        mine.sort_by(|a, b| b.0.cmp(&a.0));
-        let limit = limit as usize;
-        let next = (mine.len() > limit).then(|| encode_cursor(&mine[limit - 1].0));
-        Ok(Page {
-            orders: mine.into_iter().take(limit).map(|(_, o)| o).collect(),
-            next,
-        })
+        let (orders, next) = kit::page::in_memory(mine, limit, after);
+        Ok(Page { orders, next })
     }
 
     async fn insert(

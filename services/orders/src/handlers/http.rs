@@ -40,9 +40,6 @@ pub const ROUTES: &[Route] = &[
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// Set on a response replayed for a repeated `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-/// Page size when the client gives none, and the most it may ask for.
-pub const DEFAULT_LIMIT: u32 = 20;
-pub const MAX_LIMIT: u32 = 100;
 /// Attempts of a cancel that races with a payment event.
 const CANCEL_ATTEMPTS: usize = 3;
 
@@ -216,7 +213,9 @@ fn replay(record: &idempotency::Record, fingerprint: &str) -> Result<Response<Bo
         .get("id")
         .and_then(|id| id.as_str())
         .and_then(OrderId::parse)
-        .ok_or_else(|| ApiError::internal(RepositoryError::InvalidCursor))?;
+        .ok_or_else(|| {
+            ApiError::Conflict("the stored response for this Idempotency-Key is unreadable".into())
+        })?;
     created(&id, body, true)
 }
 
@@ -225,25 +224,11 @@ async fn list<R: OrderRepository>(
     request: &Request,
     caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
-    let query = request.query_string_parameters();
-    let limit = match query.first("limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
-            })?,
-    };
-    let cursor = query.first("cursor");
+    let (limit, after) = kit::page::params(request)?;
     let page = orders
-        .list_for_customer(&CustomerId::new(&caller.sub), limit, cursor)
+        .list_for_customer(&CustomerId::new(&caller.sub), limit, after.as_deref())
         .await
-        .map_err(|error| match error {
-            RepositoryError::InvalidCursor => ApiError::BadRequest("cursor is not valid".into()),
-            other => unavailable(other),
-        })?;
+        .map_err(unavailable)?;
     let items: Vec<OrderView<'_>> = page.orders.iter().map(OrderView::from).collect();
     json_response(200, &json!({ "items": items, "next_cursor": page.next }))
 }
