@@ -1,0 +1,219 @@
+//! Test-only helpers (a dev-dependency, never a normal one): one moto server per test binary,
+//! SDK clients pointed at it, isolated resource names, the standard service table, and
+//! reading a table's stream as the Lambda DynamoDB event a relay receives.
+//!
+//! Test code: a broken precondition panics with a message saying what to do.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::{
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{ChildStdin, Command, Stdio},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+
+/// The repository root (tests run from their crate's directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A running moto server, shared by every test of one test binary.
+#[derive(Debug)]
+pub struct Moto {
+    pub endpoint: String,
+    /// Holding the pipe keeps moto alive; when the test process exits, the pipe closes and
+    /// the wrapper shell stops moto.
+    _lifeline: Option<Mutex<ChildStdin>>,
+}
+
+/// The moto server of this test binary: `MOTO_ENDPOINT` if set, else one started from the
+/// project's venv (`.venv/bin/moto_server`) on a free port. Panics with the install command
+/// when moto is missing: an integration test never skips itself.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
+            return Moto {
+                endpoint,
+                _lifeline: None,
+            };
+        }
+        let server = repo_root().join(".venv/bin/moto_server");
+        assert!(
+            server.exists(),
+            "moto is not installed at {}: run `make setup` (or `bash tools/setup.sh`), which \
+             creates .venv and installs moto[server] from tools/requirements.txt",
+            server.display()
+        );
+        let port = free_port();
+        let lifeline = spawn_lifeline(&[&server.to_string_lossy(), "-H", "127.0.0.1", "-p", &port.to_string()]);
+        wait_for_port(port, Duration::from_secs(30));
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _lifeline: Some(Mutex::new(lifeline)),
+        }
+    })
+}
+
+/// Runs `command` under `sh`, which stops it when our end of its stdin closes.
+#[allow(clippy::zombie_processes)] // the shell outlives us on purpose; init reaps it
+fn spawn_lifeline(command: &[&str]) -> ChildStdin {
+    let script = r#""$@" >/dev/null 2>&1 & child=$!; read _ignored; kill $child 2>/dev/null; wait $child 2>/dev/null"#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(command)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("cannot run sh");
+    // The shell is reaped by init when we exit; we never wait for it.
+    child.stdin.take().expect("piped stdin")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+fn wait_for_port(port: u16, timeout: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < timeout, "moto server did not start on port {port} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SDK configuration for moto: fixed region and test credentials.
+pub async fn sdk_config() -> SdkConfig {
+    let moto = moto();
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "testkit"))
+        .load()
+        .await
+}
+
+/// A name no other test uses: `<prefix>-<8 hex>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Creates a table of the standard service shape (docs/architecture.md): `pk`/`sk`, the
+/// `gsi1` index, a NEW_IMAGE stream and TTL on `expires_at`.
+pub async fn create_service_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("key");
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute")
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .attribute_definitions(attribute("gsi1pk"))
+        .attribute_definitions(attribute("gsi1sk"))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("gsi1")
+                .key_schema(key("gsi1pk", KeyType::Hash))
+                .key_schema(key("gsi1sk", KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("gsi"),
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .expect("stream"),
+        )
+        .send()
+        .await
+        .expect("create table");
+}
+
+/// Every record currently in `table`'s stream (all shards, from the start), as the Lambda
+/// DynamoDB stream event a relay function receives.
+pub async fn stream_event(config: &SdkConfig, table: &str) -> aws_lambda_events::event::dynamodb::Event {
+    let dynamo = aws_sdk_dynamodb::Client::new(config);
+    let streams = aws_sdk_dynamodbstreams::Client::new(config);
+    let described = dynamo.describe_table().table_name(table).send().await.expect("describe table");
+    let arn = described
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .expect("table has a stream")
+        .to_owned();
+    let stream = streams.describe_stream().stream_arn(&arn).send().await.expect("describe stream");
+    let mut records = Vec::new();
+    for shard in stream.stream_description().map(|d| d.shards()).unwrap_or_default() {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id().unwrap_or_default())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("shard iterator")
+            .shard_iterator;
+        while let Some(current) = iterator {
+            let page = streams.get_records().shard_iterator(current).send().await.expect("get records");
+            if page.records().is_empty() {
+                break;
+            }
+            for record in page.records() {
+                records.push(lambda_record(record, &arn));
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("stream event")
+}
+
+fn lambda_record(record: &aws_sdk_dynamodbstreams::types::Record, arn: &str) -> serde_json::Value {
+    let change = record.dynamodb().expect("stream record");
+    let image = |item: Option<&std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+        let item = item.cloned().unwrap_or_default();
+        let plain: serde_json::Value = serde_dynamo::from_item(item).expect("image");
+        let typed: serde_dynamo::Item = serde_dynamo::to_item(plain).expect("image");
+        serde_json::to_value(typed).expect("image")
+    };
+    serde_json::json!({
+        "eventID": record.event_id(),
+        "eventName": record.event_name().map(|n| n.as_str()),
+        "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": arn,
+        "dynamodb": {
+            "ApproximateCreationDateTime": change.approximate_creation_date_time().map_or(0.0, |t| t.as_secs_f64()),
+            "Keys": image(change.keys.as_ref()),
+            "NewImage": image(change.new_image.as_ref()),
+            "SequenceNumber": change.sequence_number(),
+            "SizeBytes": change.size_bytes().unwrap_or(0),
+            "StreamViewType": "NEW_IMAGE",
+        },
+    })
+}
