@@ -1,10 +1,12 @@
 //! The single-table conventions every service table follows (see docs/architecture.md) and
 //! `TransactWriteItems` with its failures classified.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::{
     Client,
     error::SdkError,
-    operation::transact_write_items::TransactWriteItemsError,
+    operation::{query::QueryError, transact_write_items::TransactWriteItemsError},
     types::{AttributeValue, TransactWriteItem},
 };
 
@@ -65,5 +67,81 @@ pub async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> Result<
             }
             Err(TransactError::Other(Box::new(error)))
         }
+    }
+}
+
+/// A kind of item in a table: keys `<pk_prefix><id>` / `<sk>`, and a `gsi1sk` from
+/// [`crate::page::sort_key`] (so it ends in `#<id>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entity {
+    pub pk_prefix: &'static str,
+    pub sk: &'static str,
+}
+
+/// A page of raw items, newest first, and the cursor of the next page (`None` on the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemPage {
+    pub items: Vec<HashMap<String, AttributeValue>>,
+    pub next: Option<String>,
+}
+
+/// One page of the `entity` items of `owner` (their `gsi1pk`) on the `gsi1` index, newest
+/// first, at most `limit`, after the sort key `after` (from [`crate::page::params`]).
+pub async fn query_owner(
+    client: &Client,
+    table: &str,
+    entity: Entity,
+    owner: &str,
+    limit: u32,
+    after: Option<&str>,
+) -> Result<ItemPage, SdkError<QueryError>> {
+    let output = client
+        .query()
+        .table_name(table)
+        .index_name(GSI1)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", GSI1_PK)
+        .expression_attribute_values(":pk", s(owner))
+        .scan_index_forward(false)
+        .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+        .set_exclusive_start_key(after.map(|after| start_key(entity, owner, after)))
+        .send()
+        .await?;
+    let next = output
+        .last_evaluated_key
+        .and_then(|key| key.get(GSI1_SK).and_then(|v| v.as_s().ok()).cloned())
+        .map(|sort_key| crate::page::encode_cursor(&sort_key));
+    Ok(ItemPage {
+        items: output.items.unwrap_or_default(),
+        next,
+    })
+}
+
+/// The `gsi1` key of the item with sort key `after`: index keys plus the table keys.
+fn start_key(entity: Entity, owner: &str, after: &str) -> HashMap<String, AttributeValue> {
+    let id = after.rsplit('#').next().unwrap_or_default();
+    HashMap::from([
+        (GSI1_PK.to_owned(), s(owner)),
+        (GSI1_SK.to_owned(), s(after)),
+        (PK.to_owned(), s(format!("{}{id}", entity.pk_prefix))),
+        (SK.to_owned(), s(entity.sk)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_key_names_the_index_and_the_table_keys_of_the_last_item() {
+        let entity = Entity {
+            pk_prefix: "ORDER#",
+            sk: "ORDER",
+        };
+        let key = start_key(entity, "CUSTOMER#c1", "2026-01-01T00:00:00.000000Z#abc");
+        assert_eq!(key[GSI1_PK], s("CUSTOMER#c1"));
+        assert_eq!(key[GSI1_SK], s("2026-01-01T00:00:00.000000Z#abc"));
+        assert_eq!(key[PK], s("ORDER#abc"));
+        assert_eq!(key[SK], s("ORDER"));
     }
 }
