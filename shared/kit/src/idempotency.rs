@@ -112,6 +112,35 @@ pub fn put_completed(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// The put of a processed-event marker (`scope`, e.g. `orders-events`, and the event id) to
+/// add to the transaction of the event's effect: a redelivered event fails its condition, so
+/// its effect never commits twice.
+pub fn put_processed(
+    table: &str,
+    scope: &str,
+    event_id: &str,
+    now: i64,
+) -> Result<TransactWriteItem, ProcessedMarkerError> {
+    let key = Key::new(scope, event_id)?;
+    Ok(put_completed(
+        table,
+        &key,
+        "",
+        &Value::Null,
+        EVENT_TTL,
+        now,
+    )?)
+}
+
+/// Why a processed-event marker cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessedMarkerError {
+    #[error("the event id is not a valid idempotency key")]
+    Key(#[from] InvalidKey),
+    #[error("cannot build the marker put")]
+    Build(#[from] aws_sdk_dynamodb::error::BuildError),
+}
+
 fn to_item(key: &Key, record: &Record) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         (PK.to_owned(), s(key.as_str())),
@@ -429,6 +458,21 @@ mod tests {
             store.claim(&key, "f", lease).await.unwrap(),
             Claim::Acquired
         );
+    }
+
+    #[test]
+    fn a_processed_marker_is_a_completed_record_kept_for_the_event_ttl() {
+        let write = put_processed("t", "notify-events", "e-1", 100).unwrap();
+        let put = write.put().unwrap();
+        let record = from_item(put.item()).unwrap();
+        assert_eq!(put.item()[PK], s("IDEMPOTENCY#notify-events#e-1"));
+        assert_eq!(record.status, Status::Completed);
+        assert_eq!(record.expires_at, 100 + EVENT_TTL.as_secs() as i64);
+        assert_eq!(put.condition_expression(), Some(CONDITION));
+        assert!(matches!(
+            put_processed("t", "s", "has space", 0),
+            Err(ProcessedMarkerError::Key(_))
+        ));
     }
 
     #[test]

@@ -1,0 +1,27 @@
+//! Implementations of the ports: DynamoDB for real, memory for tests and local hacking.
+//! Both record the notification (the built-in channel) and log it without personal data.
+
+pub mod dynamodb;
+pub mod memory;
+
+use crate::domain::Notification;
+
+/// The channel of the built-in notifier: the notification is recorded and logged.
+pub const RECORD_CHANNEL: &str = "record";
+
+/// The sort value of a notification in "notifications by customer" (ids are UUID v7).
+pub(crate) fn customer_sort_key(notification: &Notification) -> String {
+    kit::page::sort_key(notification.sent_at, notification.id.as_str())
+}
+
+/// The log line of a sent notification: ids and template only, never the customer or the
+/// rendered text.
+pub(crate) fn log_sent(notification: &Notification) {
+    tracing::info!(
+        notification_id = %notification.id,
+        order_id = notification.order_id,
+        template = notification.template.name(),
+        channel = notification.channel,
+        "notification sent"
+    );
+}

@@ -1,0 +1,36 @@
+//! Settings of the notify functions, read once at start.
+
+use kit::config::{ConfigError, FunctionEnv, required};
+
+/// The notify table (notifications, outbox, processed-event markers).
+pub const TABLE_VAR: &str = "NOTIFY_TABLE";
+
+/// Every notify function binary and the variables its config reads.
+pub const FUNCTIONS: &[FunctionEnv] = &[
+    FunctionEnv {
+        binary: "notify-http",
+        vars: &[TABLE_VAR],
+    },
+    FunctionEnv {
+        binary: "notify-events",
+        vars: &[TABLE_VAR],
+    },
+    FunctionEnv {
+        binary: "notify-relay",
+        vars: kit::relay::ENV_VARS,
+    },
+];
+
+/// Settings of the HTTP and events functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Config {
+            table: required(TABLE_VAR)?,
+        })
+    }
+}
