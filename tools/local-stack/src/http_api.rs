@@ -154,6 +154,33 @@ async fn handle(
     req: Request,
 ) -> Response {
     let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let response = route_request(&api, peer, req).await;
+    if response.extensions().get::<Invoked>().is_none() {
+        api.reporter.record(Delivery {
+            function: "-".into(),
+            source: "http".into(),
+            ids: Vec::new(),
+            failed_ids: Vec::new(),
+            success: false,
+            outcome: format!(
+                "{method} {path} → {} (no function called)",
+                response.status().as_u16()
+            ),
+            correlation_id: None,
+            duration: started.elapsed(),
+        });
+    }
+    response
+}
+
+/// Marks a response that reached a function (and was reported already).
+#[derive(Debug, Clone, Copy)]
+struct Invoked;
+
+async fn route_request(api: &Arc<Api>, peer: SocketAddr, req: Request) -> Response {
+    let started = Instant::now();
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
@@ -196,7 +223,7 @@ async fn handle(
         return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     };
     let event = build_event(
-        &api,
+        api,
         route,
         &parts.method,
         &parts.uri,
@@ -235,6 +262,8 @@ async fn handle(
         correlation_id: corr,
         duration: started.elapsed(),
     });
+    let mut response = response;
+    response.extensions_mut().insert(Invoked);
     response
 }
 

@@ -170,8 +170,15 @@ impl Stack {
 
         // Which functions can run: their binary must exist in the workspace.
         let preview = functions::functions(&template, &ctx, &o.root, &template_dir)?;
+        // By default every function with an event runs (a function without events, such as a
+        // deployment hook, runs only when named in `only`).
         let selected = |f: &FunctionSpec| {
-            o.only.is_empty() || o.only.iter().any(|n| n == &f.binary || n == &f.logical_id)
+            let has_events = !(f.routes.is_empty() && f.sqs.is_empty() && f.streams.is_empty());
+            if o.only.is_empty() {
+                has_events
+            } else {
+                o.only.iter().any(|n| n == &f.binary || n == &f.logical_id)
+            }
         };
         let mut skipped = Vec::new();
         let mut packages: Vec<String> = Vec::new();
@@ -235,10 +242,13 @@ impl Stack {
         {
             let executable = exe_dir.join(&spec.binary);
             if !executable.exists() {
-                bail!(
-                    "{} not found: build it with `cargo build --bins` (or drop --no-build)",
+                eprintln!(
+                    "local-stack: warning: skipping {} — {} is not built (drop --no-build)",
+                    spec.logical_id,
                     executable.display()
                 );
+                skipped.push(spec.logical_id.clone());
+                continue;
             }
             let env = function_env(&spec, &moto_endpoint, &o.region);
             let limit = spec.reserved_concurrency.unwrap_or(o.max_concurrency);
@@ -391,11 +401,11 @@ impl Stack {
         for (name, f) in &self.functions {
             let s = f.spec();
             println!(
-                "  fn     {name:<18} timeout {}s, {} MB, up to {} at once, log {}",
+                "  fn     {name:<18} as {} (timeout {}s, {} MB, up to {} at once)",
+                s.name,
                 s.timeout_s,
                 s.memory_mb,
-                f.limit(),
-                s.name
+                f.limit()
             );
             for r in &s.routes {
                 println!("           {} {}", r.method, r.path);
