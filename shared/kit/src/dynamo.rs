@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::{
     Client,
     error::SdkError,
     operation::{query::QueryError, transact_write_items::TransactWriteItemsError},
-    types::{AttributeValue, TransactWriteItem},
+    types::{AttributeValue, Put, TransactWriteItem},
 };
 
 /// Partition key attribute of every table.
@@ -29,6 +29,24 @@ pub fn s(value: impl Into<String>) -> AttributeValue {
 /// A number attribute value.
 pub fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+/// A conditional put of `item` into `table`, to add to a transaction; `values` are the
+/// condition's `:placeholders`.
+pub fn put(
+    table: &str,
+    item: HashMap<String, AttributeValue>,
+    condition: &str,
+    values: &[(&str, AttributeValue)],
+) -> Result<TransactWriteItem, aws_sdk_dynamodb::error::BuildError> {
+    let mut put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition);
+    for (name, value) in values {
+        put = put.expression_attribute_values(*name, value.clone());
+    }
+    Ok(TransactWriteItem::builder().put(put.build()?).build())
 }
 
 /// How a `TransactWriteItems` call failed.
@@ -143,5 +161,19 @@ mod tests {
         assert_eq!(key[GSI1_SK], s("2026-01-01T00:00:00.000000Z#abc"));
         assert_eq!(key[PK], s("ORDER#abc"));
         assert_eq!(key[SK], s("ORDER"));
+    }
+
+    #[test]
+    fn a_put_carries_its_table_item_condition_and_values() {
+        let item = HashMap::from([(PK.to_owned(), s("X#1"))]);
+        let write = put("t", item, "version = :v", &[(":v", n(3))]).unwrap();
+        let put = write.put().unwrap();
+        assert_eq!(put.table_name(), "t");
+        assert_eq!(put.item().get(PK), Some(&s("X#1")));
+        assert_eq!(put.condition_expression(), Some("version = :v"));
+        assert_eq!(
+            put.expression_attribute_values().and_then(|v| v.get(":v")),
+            Some(&n(3))
+        );
     }
 }

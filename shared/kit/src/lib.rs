@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod idempotency;
+pub mod ids;
 pub mod metrics;
 pub mod money;
 pub mod outbox;

@@ -42,6 +42,11 @@ pub fn put(table: &str, envelope: &Envelope) -> Result<TransactWriteItem, Outbox
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// The puts of every envelope of `events`, in order.
+pub fn puts(table: &str, events: &[Envelope]) -> Result<Vec<TransactWriteItem>, OutboxError> {
+    events.iter().map(|envelope| put(table, envelope)).collect()
+}
+
 /// The outbox item of `envelope`.
 pub fn item(envelope: &Envelope) -> Result<HashMap<String, AttributeValue>, OutboxError> {
     let json = serde_json::to_string(envelope).map_err(OutboxError::Encode)?;
@@ -110,6 +115,23 @@ mod tests {
             serde_dynamo::to_item(serde_dynamo::from_item::<_, serde_json::Value>(item).unwrap())
                 .unwrap();
         assert_eq!(decode(image).unwrap().unwrap(), envelope);
+    }
+
+    #[test]
+    fn every_event_gets_its_own_conditional_put() {
+        let (a, b) = (envelope(), envelope());
+        let writes = puts("t", &[a.clone(), b.clone()]).unwrap();
+        let pks: Vec<_> = writes
+            .iter()
+            .map(|w| w.put().unwrap().item().get(PK).cloned())
+            .collect();
+        assert_eq!(
+            pks,
+            [
+                Some(s(format!("{PREFIX}{}", a.id))),
+                Some(s(format!("{PREFIX}{}", b.id)))
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,12 @@
+//! payments-http: the payments HTTP API.
+
+use payments::{adapters::dynamodb::DynamoPayments, config::Config, handlers::http};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    kit::telemetry::init(payments::SERVICE);
+    let config = Config::from_env()?;
+    let aws = kit::config::aws().await;
+    let payments = DynamoPayments::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
+    kit::http::run(|request| http::handle(&payments, request)).await
+}
