@@ -1,0 +1,8 @@
+//! Integration tests of the payments service, in one binary: the events and HTTP handlers on
+//! the in-memory adapters, and the DynamoDB adapter against moto.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod dynamodb;
+mod events;
+mod helpers;
+mod http;
