@@ -1,0 +1,12 @@
+//! Integration tests of the notify service, built into one binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod dynamodb;
+mod events;
+mod helpers;
+mod http;
