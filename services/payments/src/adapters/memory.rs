@@ -57,11 +57,28 @@ impl MemoryPayments {
         self.count(Operation::Refund, key)
     }
 
-    /// Claims `event_id` in `state` unless it is already processed.
-    fn mark_processed(state: &mut State, event_id: &str) -> Result<(), RepositoryError> {
-        if !state.processed.insert(event_id.to_owned()) {
+    /// Writes `payment` with its events and the event's processed marker if `holds` accepts
+    /// the current payment — all or nothing, like the DynamoDB transaction.
+    fn write(
+        &self,
+        payment: &Payment,
+        events: &[Envelope],
+        processed_event: &str,
+        holds: impl FnOnce(Option<&Payment>) -> bool,
+        on_payment: RepositoryError,
+    ) -> Result<(), RepositoryError> {
+        let mut state = self.state();
+        if state.processed.contains(processed_event) {
             return Err(RepositoryError::AlreadyProcessed);
         }
+        if !holds(state.payments.get(&payment.order_id)) {
+            return Err(on_payment);
+        }
+        state.processed.insert(processed_event.to_owned());
+        state
+            .payments
+            .insert(payment.order_id.clone(), payment.clone());
+        state.outbox.extend_from_slice(events);
         Ok(())
     }
 }
@@ -77,16 +94,14 @@ impl PaymentRepository for MemoryPayments {
         events: &[Envelope],
         processed_event: &str,
     ) -> Result<(), RepositoryError> {
-        let mut state = self.state();
-        if state.payments.contains_key(&payment.order_id) {
-            return Err(RepositoryError::PaymentExists);
-        }
-        Self::mark_processed(&mut state, processed_event)?;
-        state
-            .payments
-            .insert(payment.order_id.clone(), payment.clone());
-        state.outbox.extend_from_slice(events);
-        Ok(())
+        let absent = |current: Option<&Payment>| current.is_none();
+        self.write(
+            payment,
+            events,
+            processed_event,
+            absent,
+            RepositoryError::PaymentExists,
+        )
     }
 
     async fn update(
@@ -96,17 +111,15 @@ impl PaymentRepository for MemoryPayments {
         events: &[Envelope],
         processed_event: &str,
     ) -> Result<(), RepositoryError> {
-        let mut state = self.state();
-        let current = state.payments.get(&payment.order_id).map(|p| p.version);
-        if current != Some(expected_version) {
-            return Err(RepositoryError::VersionConflict);
-        }
-        Self::mark_processed(&mut state, processed_event)?;
-        state
-            .payments
-            .insert(payment.order_id.clone(), payment.clone());
-        state.outbox.extend_from_slice(events);
-        Ok(())
+        let unchanged =
+            |current: Option<&Payment>| current.map(|p| p.version) == Some(expected_version);
+        self.write(
+            payment,
+            events,
+            processed_event,
+            unchanged,
+            RepositoryError::VersionConflict,
+        )
     }
 
     async fn is_processed(&self, event_id: &str) -> Result<bool, RepositoryError> {
