@@ -57,7 +57,13 @@ pub fn moto() -> &'static Moto {
             server.display()
         );
         let port = free_port();
-        let lifeline = spawn_lifeline(&[&server.to_string_lossy(), "-H", "127.0.0.1", "-p", &port.to_string()]);
+        let lifeline = spawn_lifeline(&[
+            &server.to_string_lossy(),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
         wait_for_port(port, Duration::from_secs(30));
         Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -76,6 +82,8 @@ fn spawn_lifeline(command: &[&str]) -> ChildStdin {
         .arg("sh")
         .args(command)
         .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("cannot run sh");
     // The shell is reaped by init when we exit; we never wait for it.
@@ -92,7 +100,10 @@ fn free_port() -> u16 {
 fn wait_for_port(port: u16, timeout: Duration) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < timeout, "moto server did not start on port {port} within {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "moto server did not start on port {port} within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -103,20 +114,31 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "testkit"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "testkit",
+        ))
         .load()
         .await
 }
 
 /// A name no other test uses: `<prefix>-<8 hex>`.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 /// Creates a table of the standard service shape (docs/architecture.md): `pk`/`sk`, the
 /// `gsi1` index, a NEW_IMAGE stream and TTL on `expires_at`.
 pub async fn create_service_table(client: &aws_sdk_dynamodb::Client, name: &str) {
-    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("key");
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
     let attribute = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -139,7 +161,11 @@ pub async fn create_service_table(client: &aws_sdk_dynamodb::Client, name: &str)
                 .index_name("gsi1")
                 .key_schema(key("gsi1pk", KeyType::Hash))
                 .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .expect("gsi"),
         )
@@ -157,18 +183,35 @@ pub async fn create_service_table(client: &aws_sdk_dynamodb::Client, name: &str)
 
 /// Every record currently in `table`'s stream (all shards, from the start), as the Lambda
 /// DynamoDB stream event a relay function receives.
-pub async fn stream_event(config: &SdkConfig, table: &str) -> aws_lambda_events::event::dynamodb::Event {
+pub async fn stream_event(
+    config: &SdkConfig,
+    table: &str,
+) -> aws_lambda_events::event::dynamodb::Event {
     let dynamo = aws_sdk_dynamodb::Client::new(config);
     let streams = aws_sdk_dynamodbstreams::Client::new(config);
-    let described = dynamo.describe_table().table_name(table).send().await.expect("describe table");
+    let described = dynamo
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("describe table");
     let arn = described
         .table()
         .and_then(|t| t.latest_stream_arn())
         .expect("table has a stream")
         .to_owned();
-    let stream = streams.describe_stream().stream_arn(&arn).send().await.expect("describe stream");
+    let stream = streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .expect("describe stream");
     let mut records = Vec::new();
-    for shard in stream.stream_description().map(|d| d.shards()).unwrap_or_default() {
+    for shard in stream
+        .stream_description()
+        .map(|d| d.shards())
+        .unwrap_or_default()
+    {
         let mut iterator = streams
             .get_shard_iterator()
             .stream_arn(&arn)
@@ -179,7 +222,12 @@ pub async fn stream_event(config: &SdkConfig, table: &str) -> aws_lambda_events:
             .expect("shard iterator")
             .shard_iterator;
         while let Some(current) = iterator {
-            let page = streams.get_records().shard_iterator(current).send().await.expect("get records");
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .expect("get records");
             if page.records().is_empty() {
                 break;
             }
@@ -194,7 +242,9 @@ pub async fn stream_event(config: &SdkConfig, table: &str) -> aws_lambda_events:
 
 fn lambda_record(record: &aws_sdk_dynamodbstreams::types::Record, arn: &str) -> serde_json::Value {
     let change = record.dynamodb().expect("stream record");
-    let image = |item: Option<&std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+    let image = |item: Option<
+        &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
+    >| {
         let item = item.cloned().unwrap_or_default();
         let plain: serde_json::Value = serde_dynamo::from_item(item).expect("image");
         let typed: serde_dynamo::Item = serde_dynamo::to_item(plain).expect("image");
@@ -216,4 +266,128 @@ fn lambda_record(record: &aws_sdk_dynamodbstreams::types::Record, arn: &str) -> 
             "StreamViewType": "NEW_IMAGE",
         },
     })
+}
+
+/// Receives up to 10 messages from `queue_url`, waiting up to `wait` for the first ones.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    wait: Duration,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive message");
+        let messages = output.messages.unwrap_or_default();
+        if !messages.is_empty() || Instant::now() >= deadline {
+            return messages;
+        }
+    }
+}
+
+/// The Lambda SQS event for `messages` received from the queue `queue_arn`.
+pub fn sqs_event(
+    messages: &[aws_sdk_sqs::types::Message],
+    queue_arn: &str,
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, serde_json::Value> = m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), serde_json::Value::from(v.as_str())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "md5OfBody": m.md5_of_body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("sqs event")
+}
+
+/// A queue receiving the events of `bus` that match `pattern`, through a rule; returns the
+/// queue URL and ARN.
+pub async fn queue_for_rule(
+    config: &SdkConfig,
+    bus: &str,
+    pattern: serde_json::Value,
+) -> (String, String) {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let events = aws_sdk_eventbridge::Client::new(config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("queue"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("queue arn");
+    let rule = unique("rule");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .expect("put rule");
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(&queue_arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("put targets");
+    (queue_url, queue_arn)
+}
+
+/// Creates an event bus with a unique name and returns it.
+pub async fn create_bus(config: &SdkConfig) -> String {
+    let name = unique("bus");
+    aws_sdk_eventbridge::Client::new(config)
+        .create_event_bus()
+        .name(&name)
+        .send()
+        .await
+        .expect("create bus");
+    name
 }

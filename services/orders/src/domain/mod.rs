@@ -3,7 +3,8 @@
 mod order;
 mod request;
 
-pub use order::{CustomerId, Order, OrderId, Status, TransitionError};
+pub use kit::ids::{CustomerId, OrderId};
+pub use order::{Order, Status, TransitionError};
 pub use request::{
     LineInput, MAX_LINES, MAX_QUANTITY, MoneyInput, NewOrder, PlaceOrder, Violation,
 };

@@ -1,57 +1,14 @@
 //! The order and its state machine: PENDING → CONFIRMED | CANCELLED, CONFIRMED → CANCELLED.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use kit::{
     events::{CancellationReason, Event, OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced},
+    ids::{CustomerId, OrderId},
     money::Money,
 };
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::NewOrder;
-
-/// An order id: a UUID (v7, so ids sort by creation time).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct OrderId(String);
-
-impl OrderId {
-    pub fn generate() -> Self {
-        OrderId(Uuid::now_v7().to_string())
-    }
-
-    /// Parses an id from a path or an event; `None` when it cannot be one of ours.
-    pub fn parse(raw: &str) -> Option<Self> {
-        Uuid::parse_str(raw).ok().map(|id| OrderId(id.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for OrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The customer: the `sub` claim of their token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CustomerId(String);
-
-impl CustomerId {
-    pub fn new(sub: impl Into<String>) -> Self {
-        CustomerId(sub.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -262,12 +219,5 @@ mod tests {
             .cancel(CancellationReason::CustomerRequested, None, Utc::now())
             .unwrap();
         assert!(order.confirm(Utc::now()).is_err());
-    }
-
-    #[test]
-    fn only_uuids_are_order_ids() {
-        assert!(OrderId::parse("not-a-uuid").is_none());
-        let id = OrderId::generate();
-        assert_eq!(OrderId::parse(id.as_str()), Some(id));
     }
 }
