@@ -1,6 +1,6 @@
 //! Settings of the notify functions, read once at start.
 
-use kit::config::{ConfigError, FunctionEnv, required};
+use kit::config::{ConfigError, FunctionEnv, TableConfig};
 
 /// The notify table (notifications, outbox, processed-event markers).
 pub const TABLE_VAR: &str = "NOTIFY_TABLE";
@@ -21,16 +21,7 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
     },
 ];
 
-/// Settings of the HTTP and events functions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Config {
-            table: required(TABLE_VAR)?,
-        })
-    }
+/// Settings of the HTTP and events functions: the notify table.
+pub fn from_env() -> Result<TableConfig, ConfigError> {
+    TableConfig::from_env(TABLE_VAR)
 }

@@ -59,6 +59,21 @@ where
     }
 }
 
+/// Settings of a function that needs only its service's table (the HTTP and events functions
+/// of every service), read from the variable `var`, e.g. `ORDERS_TABLE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    pub table: String,
+}
+
+impl TableConfig {
+    pub fn from_env(var: &'static str) -> Result<Self, ConfigError> {
+        Ok(TableConfig {
+            table: required(var)?,
+        })
+    }
+}
+
 /// The AWS SDK configuration for this process: region and credentials from the Lambda
 /// environment, and the standard `AWS_ENDPOINT_URL` override (used locally for moto).
 pub async fn aws() -> aws_config::SdkConfig {
@@ -74,6 +89,14 @@ mod tests {
         let err = required("KIT_TEST_SURELY_UNSET").unwrap_err();
         assert_eq!(err, ConfigError::Missing("KIT_TEST_SURELY_UNSET"));
         assert!(err.to_string().contains("KIT_TEST_SURELY_UNSET"));
+    }
+
+    #[test]
+    fn a_table_config_names_its_missing_variable() {
+        assert_eq!(
+            TableConfig::from_env("KIT_TEST_SURELY_UNSET_TABLE"),
+            Err(ConfigError::Missing("KIT_TEST_SURELY_UNSET_TABLE"))
+        );
     }
 
     #[test]

@@ -5,10 +5,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{
-    Client,
-    types::{AttributeValue, Put, TransactWriteItem},
-};
+use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use kit::{
     dynamo::{self, Entity, GSI1_PK, GSI1_SK, PK, SK, TransactError, s},
     events::Envelope,
@@ -65,16 +62,6 @@ impl DynamoNotifications {
         item.insert(GSI1_SK.into(), s(customer_sort_key(notification)));
         Ok(item)
     }
-
-    fn put(&self, notification: &Notification) -> Result<TransactWriteItem, NotifyError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(Self::item(notification)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(unavailable)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
 }
 
 impl Notifier for DynamoNotifications {
@@ -100,10 +87,15 @@ impl Notifier for DynamoNotifications {
             chrono::Utc::now().timestamp(),
         )
         .map_err(unavailable)?;
-        let mut items = vec![marker, self.put(notification)?];
-        for event in events {
-            items.push(outbox::put(&self.table, event).map_err(unavailable)?);
-        }
+        let record = dynamo::put(
+            &self.table,
+            Self::item(notification)?,
+            "attribute_not_exists(pk)",
+            &[],
+        )
+        .map_err(unavailable)?;
+        let mut items = vec![marker, record];
+        items.extend(outbox::puts(&self.table, events).map_err(unavailable)?);
         match dynamo::transact(&self.client, items).await {
             Ok(()) => {
                 log_sent(notification);

@@ -2,12 +2,12 @@
 // The batch future nests deeply (runtime → batch → message → notifier).
 #![recursion_limit = "256"]
 
-use notify::{adapters::dynamodb::DynamoNotifications, config::Config, handlers::events};
+use notify::{adapters::dynamodb::DynamoNotifications, config, handlers::events};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     kit::telemetry::init(notify::SERVICE);
-    let config = Config::from_env()?;
+    let config = config::from_env()?;
     let aws = kit::config::aws().await;
     let notifier = DynamoNotifications::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
     kit::sqs::run(notify::SERVICE, |message| {

@@ -1,11 +1,11 @@
 //! notify-http: the notifications HTTP API.
 
-use notify::{adapters::dynamodb::DynamoNotifications, config::Config, handlers::http};
+use notify::{adapters::dynamodb::DynamoNotifications, config, handlers::http};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     kit::telemetry::init(notify::SERVICE);
-    let config = Config::from_env()?;
+    let config = config::from_env()?;
     let aws = kit::config::aws().await;
     let log = DynamoNotifications::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
     kit::http::run(|request| http::handle(&log, request)).await

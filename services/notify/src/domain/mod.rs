@@ -3,5 +3,6 @@
 mod notification;
 mod templates;
 
-pub use notification::{CustomerId, Notification, NotificationId};
+pub use kit::ids::CustomerId;
+pub use notification::{Notification, NotificationId};
 pub use templates::{Draft, Template, compose};

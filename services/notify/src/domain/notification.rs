@@ -8,7 +8,7 @@ use kit::events::{Event, NotificationSent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Draft, Template};
+use super::{CustomerId, Draft, Template};
 
 /// A notification id: a UUID v7, so ids sort by sending time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -28,21 +28,6 @@ impl NotificationId {
 impl fmt::Display for NotificationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// The customer: the `customer_id` of the events, the `sub` claim of their token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CustomerId(String);
-
-impl CustomerId {
-    pub fn new(sub: impl Into<String>) -> Self {
-        CustomerId(sub.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
