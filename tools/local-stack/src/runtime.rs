@@ -217,13 +217,14 @@ struct Sandbox {
     child: Child,
     server: JoinHandle<()>,
     generation: u64,
+    pid: Option<u32>,
     pids: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.server.abort();
-        if let Some(pid) = self.child.id() {
+        if let Some(pid) = self.pid {
             lock(&self.pids).retain(|p| *p != pid);
         }
         let _ = self.child.start_kill();
@@ -292,7 +293,8 @@ impl Sandbox {
                 }
             });
         }
-        if let Some(pid) = child.id() {
+        let pid = child.id();
+        if let Some(pid) = pid {
             lock(&pids).push(pid);
         }
         Ok(Self {
@@ -300,6 +302,7 @@ impl Sandbox {
             child,
             server,
             generation,
+            pid,
             pids,
         })
     }
