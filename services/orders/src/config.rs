@@ -1,6 +1,6 @@
 //! Settings of the orders functions, read once at start.
 
-use kit::config::{ConfigError, FunctionEnv, required};
+use kit::config::FunctionEnv;
 
 /// The orders table (orders, outbox, idempotency records).
 pub const TABLE_VAR: &str = "ORDERS_TABLE";
@@ -20,17 +20,3 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
         vars: kit::relay::ENV_VARS,
     },
 ];
-
-/// Settings of the HTTP and events functions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Config {
-            table: required(TABLE_VAR)?,
-        })
-    }
-}

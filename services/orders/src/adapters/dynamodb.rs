@@ -5,12 +5,9 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{
-    Client,
-    types::{AttributeValue, Put, TransactWriteItem},
-};
+use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use kit::{
-    dynamo::{self, GSI1, GSI1_PK, GSI1_SK, PK, SK, TransactError, n, s},
+    dynamo::{self, Entity, GSI1_PK, GSI1_SK, PK, SK, TransactError, n, s},
     events::Envelope,
     idempotency::{self, IdempotencyStore},
     outbox,
@@ -22,6 +19,11 @@ use crate::{
     ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
 };
 
+/// Order items: `ORDER#<id>` / `ORDER`.
+const ORDER: Entity = Entity {
+    pk_prefix: "ORDER#",
+    sk: "ORDER",
+};
 /// Scope of the processed-event markers of the events function.
 const PROCESSED_SCOPE: &str = "orders-events";
 
@@ -36,12 +38,8 @@ fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Reposit
     RepositoryError::Unavailable(Box::new(error))
 }
 
-fn order_pk(id: &OrderId) -> AttributeValue {
-    s(format!("ORDER#{id}"))
-}
-
-fn customer_pk(customer: &CustomerId) -> AttributeValue {
-    s(format!("CUSTOMER#{}", customer.as_str()))
+fn customer_pk(customer: &CustomerId) -> String {
+    format!("CUSTOMER#{}", customer.as_str())
 }
 
 impl DynamoOrders {
@@ -55,36 +53,11 @@ impl DynamoOrders {
     fn item(order: &Order) -> Result<HashMap<String, AttributeValue>, RepositoryError> {
         let mut item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(order).map_err(unavailable)?;
-        item.insert(PK.into(), order_pk(&order.id));
-        item.insert(SK.into(), s("ORDER"));
-        item.insert(GSI1_PK.into(), customer_pk(&order.customer_id));
+        item.insert(PK.into(), s(format!("{}{}", ORDER.pk_prefix, order.id)));
+        item.insert(SK.into(), s(ORDER.sk));
+        item.insert(GSI1_PK.into(), s(customer_pk(&order.customer_id)));
         item.insert(GSI1_SK.into(), s(customer_sort_key(order)));
         Ok(item)
-    }
-
-    fn put(
-        &self,
-        item: HashMap<String, AttributeValue>,
-        condition: &str,
-        values: &[(&str, AttributeValue)],
-    ) -> Result<TransactWriteItem, RepositoryError> {
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition);
-        for (name, value) in values {
-            put = put.expression_attribute_values(*name, value.clone());
-        }
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(unavailable)?)
-            .build())
-    }
-
-    fn outbox(&self, events: &[Envelope]) -> Result<Vec<TransactWriteItem>, RepositoryError> {
-        events
-            .iter()
-            .map(|e| outbox::put(&self.table, e).map_err(unavailable))
-            .collect()
     }
 
     fn store(&self) -> idempotency::DynamoIdempotency {
@@ -98,8 +71,8 @@ impl OrderRepository for DynamoOrders {
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, order_pk(id))
-            .key(SK, s("ORDER"))
+            .key(PK, s(format!("{}{id}", ORDER.pk_prefix)))
+            .key(SK, s(ORDER.sk))
             .consistent_read(true)
             .send()
             .await
@@ -116,32 +89,20 @@ impl OrderRepository for DynamoOrders {
         limit: u32,
         after: Option<&str>,
     ) -> Result<Page, RepositoryError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1_PK)
-            .expression_attribute_values(":pk", customer_pk(customer))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        if let Some(sort_key) = after {
-            let id = sort_key.rsplit('#').next().unwrap_or_default().to_owned();
-            query = query
-                .exclusive_start_key(GSI1_PK, customer_pk(customer))
-                .exclusive_start_key(GSI1_SK, s(sort_key))
-                .exclusive_start_key(PK, s(format!("ORDER#{id}")))
-                .exclusive_start_key(SK, s("ORDER"));
-        }
-        let output = query.send().await.map_err(unavailable)?;
-        let orders: Vec<Order> =
-            serde_dynamo::from_items(output.items.unwrap_or_default()).map_err(unavailable)?;
-        let next = output
-            .last_evaluated_key
-            .and_then(|key| key.get(GSI1_SK).and_then(|v| v.as_s().ok()).cloned())
-            .map(|sort_key| kit::page::encode_cursor(&sort_key));
-        Ok(Page { orders, next })
+        let page = dynamo::query_owner(
+            &self.client,
+            &self.table,
+            ORDER,
+            &customer_pk(customer),
+            limit,
+            after,
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(Page {
+            orders: serde_dynamo::from_items(page.items).map_err(unavailable)?,
+            next: page.next,
+        })
     }
 
     async fn insert(
@@ -150,8 +111,16 @@ impl OrderRepository for DynamoOrders {
         events: &[Envelope],
         idempotency: Option<&IdempotentResponse>,
     ) -> Result<(), RepositoryError> {
-        let mut items = vec![self.put(Self::item(order)?, "attribute_not_exists(pk)", &[])?];
-        items.extend(self.outbox(events)?);
+        let mut items = vec![
+            dynamo::put(
+                &self.table,
+                Self::item(order)?,
+                "attribute_not_exists(pk)",
+                &[],
+            )
+            .map_err(unavailable)?,
+        ];
+        items.extend(outbox::puts(&self.table, events).map_err(unavailable)?);
         if let Some(stored) = idempotency {
             items.push(
                 idempotency::put_completed(
@@ -185,21 +154,22 @@ impl OrderRepository for DynamoOrders {
         processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
         let expected = i64::try_from(expected_version).map_err(unavailable)?;
-        let mut items = vec![self.put(
-            Self::item(order)?,
-            "version = :expected",
-            &[(":expected", n(expected))],
-        )?];
-        items.extend(self.outbox(events)?);
+        let mut items = vec![
+            dynamo::put(
+                &self.table,
+                Self::item(order)?,
+                "version = :expected",
+                &[(":expected", n(expected))],
+            )
+            .map_err(unavailable)?,
+        ];
+        items.extend(outbox::puts(&self.table, events).map_err(unavailable)?);
         if let Some(event_id) = processed_event {
-            let key = idempotency::Key::new(PROCESSED_SCOPE, event_id).map_err(unavailable)?;
             items.push(
-                idempotency::put_completed(
+                idempotency::put_processed(
                     &self.table,
-                    &key,
-                    "",
-                    &serde_json::Value::Null,
-                    idempotency::EVENT_TTL,
+                    PROCESSED_SCOPE,
+                    event_id,
                     chrono::Utc::now().timestamp(),
                 )
                 .map_err(unavailable)?,

@@ -2,12 +2,12 @@
 // The batch future nests deeply (runtime → batch → message → repository).
 #![recursion_limit = "256"]
 
-use orders::{adapters::dynamodb::DynamoOrders, config::Config, handlers::events};
+use orders::{adapters::dynamodb::DynamoOrders, config::TABLE_VAR, handlers::events};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     kit::telemetry::init(orders::SERVICE);
-    let config = Config::from_env()?;
+    let config = kit::config::TableConfig::from_env(TABLE_VAR)?;
     let aws = kit::config::aws().await;
     let orders = DynamoOrders::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
     kit::sqs::run(orders::SERVICE, |message| events::handle(&orders, message)).await

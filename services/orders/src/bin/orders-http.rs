@@ -1,11 +1,11 @@
 //! orders-http: the orders HTTP API.
 
-use orders::{adapters::dynamodb::DynamoOrders, config::Config, handlers::http};
+use orders::{adapters::dynamodb::DynamoOrders, config::TABLE_VAR, handlers::http};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     kit::telemetry::init(orders::SERVICE);
-    let config = Config::from_env()?;
+    let config = kit::config::TableConfig::from_env(TABLE_VAR)?;
     let aws = kit::config::aws().await;
     let orders = DynamoOrders::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
     kit::http::run(|request| http::handle(&orders, request)).await
