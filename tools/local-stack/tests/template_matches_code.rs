@@ -1,0 +1,208 @@
+//! The template and the code agree: every template function's binary exists in its service
+//! crate, every env var a function's config reads is set on it in the template, and the
+//! template's HTTP routes are exactly the handlers' routes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use kit::config::FunctionEnv;
+use kit::http::Route;
+use local_stack::functions::{self, FunctionSpec};
+use local_stack::resources::name_resources;
+use local_stack::stack::workspace_root;
+use local_stack::template::{Context, Template};
+
+/// Every service crate: its directory name, the functions' env vars and its HTTP routes.
+const SERVICES: &[(&str, &[FunctionEnv], &[Route])] = &[
+    (
+        "orders",
+        orders::config::FUNCTIONS,
+        orders::handlers::http::ROUTES,
+    ),
+    (
+        "payments",
+        payments::config::FUNCTIONS,
+        payments::handlers::http::ROUTES,
+    ),
+    (
+        "notify",
+        notify::config::FUNCTIONS,
+        notify::handlers::http::ROUTES,
+    ),
+];
+
+fn root() -> PathBuf {
+    workspace_root(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn template_functions(text: &str) -> Vec<FunctionSpec> {
+    let root = root();
+    let template = Template::parse(text).unwrap();
+    let mut ctx = Context::new(&template, "check", "us-east-1", &Default::default()).unwrap();
+    name_resources(&template, &mut ctx, None).unwrap();
+    functions::functions(&template, &ctx, &root, &root.join("infra")).unwrap()
+}
+
+/// Every disagreement between a template and the code.
+fn problems(text: &str) -> Vec<String> {
+    let root = root();
+    let fns = template_functions(text);
+    let mut problems = Vec::new();
+
+    // Every service crate on disk is listed above (so a new one cannot escape the check).
+    for entry in std::fs::read_dir(root.join("services")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !SERVICES.iter().any(|(s, _, _)| *s == name) {
+            problems.push(format!(
+                "services/{name} is not listed in SERVICES of this test"
+            ));
+        }
+    }
+
+    for f in &fns {
+        let Some(uri) = f.code_uri.as_deref() else {
+            problems.push(format!("{} has no CodeUri", f.logical_id));
+            continue;
+        };
+        let dir = root.join("infra").join(uri);
+        let bin = dir.join("src/bin").join(format!("{}.rs", f.binary));
+        let main = dir.join("src/main.rs");
+        let in_services = uri.trim_start_matches("../").starts_with("services/");
+        if in_services && !bin.exists() {
+            problems.push(format!(
+                "{}: {} does not exist",
+                f.logical_id,
+                bin.display()
+            ));
+        }
+        if !in_services && !bin.exists() && !main.exists() {
+            problems.push(format!(
+                "{}: no binary {} under {}",
+                f.logical_id,
+                f.binary,
+                dir.display()
+            ));
+        }
+    }
+
+    for (service, envs, routes) in SERVICES {
+        let of_service: Vec<&FunctionSpec> = fns
+            .iter()
+            .filter(|f| {
+                f.code_uri
+                    .as_deref()
+                    .is_some_and(|u| u.ends_with(&format!("services/{service}")))
+            })
+            .collect();
+        for env in *envs {
+            let Some(f) = of_service.iter().find(|f| f.binary == env.binary) else {
+                problems.push(format!(
+                    "{service}: binary {} is not a function of the template",
+                    env.binary
+                ));
+                continue;
+            };
+            for var in env.vars {
+                if !f.env.contains_key(*var) {
+                    problems.push(format!(
+                        "{}: {var} is read by its config but not set in the template",
+                        f.binary
+                    ));
+                }
+            }
+        }
+        for f in &of_service {
+            if !envs.iter().any(|e| e.binary == f.binary) {
+                problems.push(format!(
+                    "{}: in the template but not in {service}::config::FUNCTIONS",
+                    f.binary
+                ));
+            }
+        }
+        let in_template: BTreeSet<(String, String)> = of_service
+            .iter()
+            .flat_map(|f| f.routes.iter().map(|r| (r.method.clone(), r.path.clone())))
+            .collect();
+        let in_code: BTreeSet<(String, String)> = routes
+            .iter()
+            .map(|r| (r.method.to_owned(), r.path.to_owned()))
+            .collect();
+        for (m, p) in in_template.difference(&in_code) {
+            problems.push(format!("{service}: template route {m} {p} has no handler"));
+        }
+        for (m, p) in in_code.difference(&in_template) {
+            problems.push(format!(
+                "{service}: handler route {m} {p} is not in the template"
+            ));
+        }
+    }
+    problems
+}
+
+/// `infra/template.yaml`, or the file named by `TEMPLATE_UNDER_TEST` (to try a changed copy).
+fn template_text() -> String {
+    let path = std::env::var_os("TEMPLATE_UNDER_TEST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("infra/template.yaml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+#[test]
+fn the_template_matches_the_code() {
+    let problems = problems(&template_text());
+    assert!(
+        problems.is_empty(),
+        "template and code disagree:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn a_route_or_env_var_removed_from_the_template_is_caught() {
+    let text = template_text();
+    // Drop one HttpApi route (the `Path: /v1/orders/{id}/cancel` event) and one env var line.
+    let without_route = text.replace(
+        "Path: /v1/orders/{id}/cancel",
+        "Path: /v1/orders/{id}/cancelled",
+    );
+    assert_ne!(without_route, text, "the template has the cancel route");
+    let p = problems(&without_route);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("POST /v1/orders/{id}/cancel is not in the template")),
+        "{p:?}"
+    );
+
+    let mut lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("ORDERS_TABLE:"))
+        .expect("ORDERS_TABLE is set");
+    lines.remove(at);
+    let p = problems(&lines.join("\n"));
+    assert!(
+        p.iter()
+            .any(|m| m.contains("ORDERS_TABLE is read by its config but not set")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn every_function_with_an_event_names_a_real_binary() {
+    let fns = template_functions(&template_text());
+    let by_binary: BTreeMap<&str, &FunctionSpec> =
+        fns.iter().map(|f| (f.binary.as_str(), f)).collect();
+    assert_eq!(by_binary.len(), fns.len(), "two functions share a binary");
+    for f in fns
+        .iter()
+        .filter(|f| !(f.routes.is_empty() && f.sqs.is_empty() && f.streams.is_empty()))
+    {
+        assert!(
+            f.package.is_some(),
+            "{} ({}) has no crate with that binary",
+            f.logical_id,
+            f.binary
+        );
+    }
+}
