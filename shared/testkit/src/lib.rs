@@ -43,7 +43,7 @@ pub struct Moto {
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
-        if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
+        if let Some(endpoint) = std::env::var("MOTO_ENDPOINT").ok().filter(|e| !e.is_empty()) {
             return Moto {
                 endpoint,
                 _lifeline: None,
