@@ -43,7 +43,10 @@ pub struct Moto {
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
-        if let Some(endpoint) = std::env::var("MOTO_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        if let Some(endpoint) = std::env::var("MOTO_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty())
+        {
             return Moto {
                 endpoint,
                 _lifeline: None,
@@ -390,4 +393,53 @@ pub async fn create_bus(config: &SdkConfig) -> String {
         .await
         .expect("create bus");
     name
+}
+
+/// Checks a service's route table against `docs/openapi.yaml`: every (method, path, status)
+/// the router declares is documented, and every documented one under `prefix` is routed.
+pub fn assert_routes_documented(routes: &[kit::http::Route], prefix: &str) {
+    use std::collections::BTreeSet;
+    let path = repo_root().join("docs/openapi.yaml");
+    let text = std::fs::read_to_string(&path).expect("docs/openapi.yaml");
+    let doc: serde_json::Value =
+        serde_norway::from_str(&text).expect("docs/openapi.yaml is valid YAML");
+    let mut documented = BTreeSet::new();
+    for (path, operations) in doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .filter(|(p, _)| p.starts_with(prefix))
+    {
+        for (method, operation) in operations.as_object().expect("operations") {
+            for status in operation["responses"]
+                .as_object()
+                .expect("responses")
+                .keys()
+            {
+                documented.insert((
+                    method.to_uppercase(),
+                    path.clone(),
+                    status.parse::<u16>().expect("numeric status"),
+                ));
+            }
+        }
+    }
+    let routed: BTreeSet<(String, String, u16)> = routes
+        .iter()
+        .flat_map(|r| {
+            r.statuses
+                .iter()
+                .map(|s| (r.method.to_owned(), r.path.to_owned(), *s))
+        })
+        .collect();
+    let undocumented: Vec<_> = routed.difference(&documented).collect();
+    let unrouted: Vec<_> = documented.difference(&routed).collect();
+    assert!(
+        undocumented.is_empty(),
+        "missing from docs/openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        unrouted.is_empty(),
+        "in docs/openapi.yaml but not in the router: {unrouted:?}"
+    );
 }

@@ -10,3 +10,4 @@ mod dynamodb;
 mod events;
 mod helpers;
 mod http;
+mod openapi;

@@ -6,3 +6,4 @@ mod dynamodb;
 mod events;
 mod helpers;
 mod http;
+mod openapi;

