@@ -55,7 +55,7 @@ impl Reporter {
                 format!(" failed={}", d.failed_ids.len())
             };
             println!(
-                "{:<16} {:<8} {}{ids}{failed}{corr} {}ms",
+                "{:<26} {:<8} {}{ids}{failed}{corr} {}ms",
                 d.function,
                 d.source,
                 d.outcome,
@@ -81,7 +81,7 @@ impl Reporter {
 /// a JSON value, looking into strings that hold JSON too.
 pub fn correlation_id(v: &Value) -> Option<String> {
     fn walk(v: &Value, depth: usize) -> Option<String> {
-        if depth > 6 {
+        if depth > 12 {
             return None;
         }
         match v {
