@@ -139,7 +139,12 @@ async fn main() -> anyhow::Result<()> {
             print(
                 "local-stack: ready; mint a token with `cargo run -p local-stack -- token --sub alice`; Ctrl-C stops",
             );
-            tokio::signal::ctrl_c().await?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                _ = term.recv() => {}
+            }
             print("local-stack: stopping");
             stack.stop().await;
         }

@@ -251,6 +251,7 @@ impl Stack {
                 continue;
             }
             let env = function_env(&spec, &moto_endpoint, &o.region);
+            write_env_file(&state, o.prefix.as_deref(), &spec, &env)?;
             let limit = spec.reserved_concurrency.unwrap_or(o.max_concurrency);
             let log_file = log_dir.join(format!("{}.log", spec.binary));
             let binary = spec.binary.clone();
@@ -530,6 +531,25 @@ fn function_env(spec: &FunctionSpec, endpoint: &str, region: &str) -> BTreeMap<S
         set("AWS_LAMBDA_LOG_LEVEL", l);
     }
     env
+}
+
+/// Writes `<state>/env/<binary>.env` (the template's variables and the moto endpoint), so that
+/// `cargo lambda watch --env-file …` runs one function against the running stack.
+fn write_env_file(
+    state: &Path,
+    prefix: Option<&str>,
+    spec: &FunctionSpec,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let dir = state.join("env").join(prefix.unwrap_or("default"));
+    std::fs::create_dir_all(&dir)?;
+    let text: String = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_LAMBDA_") && !k.starts_with('_'))
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    std::fs::write(dir.join(format!("{}.env", spec.binary)), text)?;
+    Ok(())
 }
 
 /// `cargo build --bins -p <pkg>…` (release when asked), output to our stderr.
