@@ -21,6 +21,11 @@ pub const GSI1_SK: &str = "gsi1sk";
 /// The TTL attribute (epoch seconds) of idempotency and outbox records.
 pub const EXPIRES_AT: &str = "expires_at";
 
+/// The `gsi1pk` of everything a customer owns: `CUSTOMER#<sub>`.
+pub fn owner_pk(customer: &crate::ids::CustomerId) -> String {
+    format!("CUSTOMER#{}", customer.as_str())
+}
+
 /// A string attribute value.
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())

@@ -38,10 +38,6 @@ fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> NotifyE
     NotifyError::Unavailable(Box::new(error))
 }
 
-fn customer_pk(customer: &CustomerId) -> String {
-    format!("CUSTOMER#{}", customer.as_str())
-}
-
 impl DynamoNotifications {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoNotifications {
@@ -58,7 +54,10 @@ impl DynamoNotifications {
             s(format!("{}{}", NOTIFICATION.pk_prefix, notification.id)),
         );
         item.insert(SK.into(), s(NOTIFICATION.sk));
-        item.insert(GSI1_PK.into(), s(customer_pk(&notification.customer_id)));
+        item.insert(
+            GSI1_PK.into(),
+            s(dynamo::owner_pk(&notification.customer_id)),
+        );
         item.insert(GSI1_SK.into(), s(customer_sort_key(notification)));
         Ok(item)
     }
@@ -120,7 +119,7 @@ impl NotificationLog for DynamoNotifications {
             &self.client,
             &self.table,
             NOTIFICATION,
-            &customer_pk(customer),
+            &dynamo::owner_pk(customer),
             limit,
             after,
         )

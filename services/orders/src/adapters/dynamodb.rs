@@ -38,10 +38,6 @@ fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Reposit
     RepositoryError::Unavailable(Box::new(error))
 }
 
-fn customer_pk(customer: &CustomerId) -> String {
-    format!("CUSTOMER#{}", customer.as_str())
-}
-
 impl DynamoOrders {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoOrders {
@@ -55,7 +51,7 @@ impl DynamoOrders {
             serde_dynamo::to_item(order).map_err(unavailable)?;
         item.insert(PK.into(), s(format!("{}{}", ORDER.pk_prefix, order.id)));
         item.insert(SK.into(), s(ORDER.sk));
-        item.insert(GSI1_PK.into(), s(customer_pk(&order.customer_id)));
+        item.insert(GSI1_PK.into(), s(dynamo::owner_pk(&order.customer_id)));
         item.insert(GSI1_SK.into(), s(customer_sort_key(order)));
         Ok(item)
     }
@@ -93,7 +89,7 @@ impl OrderRepository for DynamoOrders {
             &self.client,
             &self.table,
             ORDER,
-            &customer_pk(customer),
+            &dynamo::owner_pk(customer),
             limit,
             after,
         )

@@ -62,10 +62,7 @@ impl DynamoPayments {
         let mut item: Item = serde_dynamo::to_item(payment).map_err(unavailable)?;
         item.insert(PK.into(), payment_pk(&payment.order_id));
         item.insert(SK.into(), s(PAYMENT_SK));
-        item.insert(
-            GSI1_PK.into(),
-            s(format!("CUSTOMER#{}", payment.customer_id.as_str())),
-        );
+        item.insert(GSI1_PK.into(), s(dynamo::owner_pk(&payment.customer_id)));
         item.insert(
             GSI1_SK.into(),
             s(kit::page::sort_key(
