@@ -455,6 +455,145 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn pool() -> Arc<FunctionPool> {
+        let spec = crate::functions::FunctionSpec {
+            logical_id: "F".into(),
+            name: "f".into(),
+            arn: "arn:f".into(),
+            binary: "f".into(),
+            package: None,
+            code_uri: None,
+            timeout_s: 3,
+            memory_mb: 128,
+            env: Default::default(),
+            log_format: None,
+            app_log_level: None,
+            reserved_concurrency: None,
+            routes: Vec::new(),
+            sqs: Vec::new(),
+            streams: Vec::new(),
+        };
+        let launch = crate::runtime::Launch {
+            spec: Arc::new(spec),
+            executable: "/bin/false".into(),
+            env: Default::default(),
+            log_file: "/dev/null".into(),
+            echo_logs: false,
+        };
+        Arc::new(FunctionPool::new(launch, 1))
+    }
+
+    fn route(method: &str, path: &str) -> Route {
+        Route {
+            method: method.into(),
+            path: path.into(),
+            authorized: false,
+            scopes: Vec::new(),
+            function: pool(),
+        }
+    }
+
+    #[test]
+    fn literal_routes_win_over_parameters_and_greedy_and_default_come_last() {
+        let f = pool();
+        let mk = |m: &str, p: &str| Route {
+            function: f.clone(),
+            ..route(m, p)
+        };
+        let api = Api::new(
+            vec![
+                mk("ANY", "$default"),
+                mk("GET", "/v1/{proxy+}"),
+                mk("GET", "/v1/orders/{id}"),
+                mk("GET", "/v1/orders/mine"),
+            ],
+            crate::jwt::JwtKey {
+                secret: String::new(),
+                issuer: String::new(),
+                audience: String::new(),
+            },
+            Arc::new(Reporter::new(false)),
+            "us-east-1".into(),
+            "123456789012".into(),
+        );
+        let pick = |m: &str, p: &str| {
+            api.routes
+                .iter()
+                .find_map(|r| r.matches(m, p).map(|params| (r.route_key(), params)))
+        };
+        assert_eq!(
+            pick("GET", "/v1/orders/mine").unwrap().0,
+            "GET /v1/orders/mine"
+        );
+        let (key, params) = pick("GET", "/v1/orders/o%201").unwrap();
+        assert_eq!(key, "GET /v1/orders/{id}");
+        assert_eq!(params["id"], "o 1");
+        let (key, params) = pick("GET", "/v1/a/b").unwrap();
+        assert_eq!(key, "GET /v1/{proxy+}");
+        assert_eq!(params["proxy"], "a/b");
+        assert_eq!(pick("POST", "/v1/orders").unwrap().0, "$default");
+    }
+
+    #[test]
+    fn the_event_has_the_api_gateway_v2_shape() {
+        let api = Api::new(
+            Vec::new(),
+            crate::jwt::JwtKey {
+                secret: String::new(),
+                issuer: String::new(),
+                audience: String::new(),
+            },
+            Arc::new(Reporter::new(false)),
+            "us-east-1".into(),
+            "123456789012".into(),
+        );
+        let r = route("POST", "/v1/things/{id}");
+        let mut headers = HeaderMap::new();
+        headers.append("X-Dup", HeaderValue::from_static("a"));
+        headers.append("X-Dup", HeaderValue::from_static("b"));
+        headers.append("Cookie", HeaderValue::from_static("c1=1; c2=2"));
+        headers.append(
+            "Content-Type",
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.append("Host", HeaderValue::from_static("127.0.0.1:3000"));
+        let uri: http::Uri = "/v1/things/7".parse().unwrap();
+        let mut params = Map::new();
+        params.insert("id".into(), json!("7"));
+        let auth = json!({"jwt": {"claims": {"sub": "alice"}, "scopes": null}});
+        let peer: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        let e = build_event(
+            &api,
+            &r,
+            &Method::POST,
+            &uri,
+            &headers,
+            peer,
+            params,
+            Some(auth),
+            &[0, 159],
+        );
+        assert_eq!(e["version"], "2.0");
+        assert_eq!(e["routeKey"], "POST /v1/things/{id}");
+        assert_eq!(e["rawPath"], "/v1/things/7");
+        assert_eq!(e["rawQueryString"], "");
+        assert!(e.get("queryStringParameters").is_none());
+        assert_eq!(e["headers"]["x-dup"], "a,b");
+        assert!(e["headers"].get("cookie").is_none());
+        assert_eq!(e["cookies"], json!(["c1=1", "c2=2"]));
+        assert_eq!(e["pathParameters"]["id"], "7");
+        assert_eq!(e["isBase64Encoded"], true);
+        assert_eq!(e["body"], B64.encode([0u8, 159]));
+        let rc = &e["requestContext"];
+        assert_eq!(rc["stage"], "$default");
+        assert_eq!(rc["accountId"], "123456789012");
+        assert_eq!(rc["domainName"], "127.0.0.1:3000");
+        assert_eq!(rc["http"]["method"], "POST");
+        assert_eq!(rc["http"]["sourceIp"], "127.0.0.1");
+        assert_eq!(rc["authorizer"]["jwt"]["claims"]["sub"], "alice");
+        assert!(rc["timeEpoch"].is_i64());
+    }
+
     #[test]
     fn percent_decoding_handles_escapes_and_plain_text() {
         assert_eq!(percent_decode("a%20b"), "a b");
