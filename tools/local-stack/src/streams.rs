@@ -122,7 +122,7 @@ impl StreamPoller {
             }
             if buffer.is_empty() {
                 batch_started = None;
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(Duration::from_millis(400)).await;
                 continue;
             }
             // Batching window: wait for more records unless the batch is full.
