@@ -32,7 +32,7 @@ pub(crate) async fn spawn_stack(configure: impl FnOnce(&mut Options)) -> Stack {
         "t{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     ));
-    o.visibility_timeout = Some(2);
+    o.visibility_timeout = Some(5);
     o.print = std::env::var("TEST_LOG").is_ok();
     o.echo_logs = std::env::var("TEST_LOG").is_ok();
     configure(&mut o);
