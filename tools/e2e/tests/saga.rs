@@ -1,0 +1,308 @@
+//! The order → payment → notification saga end to end: the whole application from
+//! `infra/template.yaml` under the local runner (real function binaries, moto), driven over
+//! HTTP like a client would. Each test starts its own stack (own resource-name prefix).
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
+use std::{
+    collections::BTreeMap,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use local_stack::{Options, Stack, stack::workspace_root};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Builds every function binary once per test binary.
+fn build_once(root: &std::path::Path) {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .current_dir(root)
+            .args([
+                "build", "--bins", "-p", "orders", "-p", "payments", "-p", "notify",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "cargo build of the function binaries failed"
+        );
+    });
+}
+
+async fn stack() -> Stack {
+    let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    tokio::task::block_in_place(|| build_once(&root));
+    let mut o = Options::new(root);
+    o.build = false;
+    o.aws_endpoint = Some(testkit::moto().endpoint.clone());
+    o.prefix = Some(format!(
+        "e{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    // Short visibility timeouts: a failed delivery is retried in seconds.
+    o.visibility_timeout = Some(2);
+    o.print = std::env::var("TEST_LOG").is_ok();
+    o.echo_logs = std::env::var("TEST_LOG").is_ok();
+    Stack::start(o).await.expect("the local stack starts")
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(stack: &Stack, customer: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: stack.api_url.clone(),
+            token: stack.token(customer, &["shop/orders"]).unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: &Value, correlation: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("x-correlation-id", correlation)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Places an order paid with `card_token`; returns its id.
+    async fn place(&self, card_token: &str, correlation: &str) -> String {
+        let (status, order) = self
+            .post(
+                "/v1/orders",
+                &json!({"lines": [{"sku": "SKU-1", "quantity": 2,
+                    "unit_price": {"amount": 1250, "currency": "EUR"}}],
+                    "card_token": card_token}),
+                correlation,
+            )
+            .await;
+        assert_eq!(status, 201, "place order: {order}");
+        assert_eq!(order["status"], "PENDING");
+        order["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls `GET path` until `check` accepts the body.
+    async fn until(&self, what: &str, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, body) = self.get(path).await;
+            if status == 200 && check(&body) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "timed out after {DEADLINE:?} waiting for {what}; last: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn order_status(&self, id: &str, status: &str) -> Value {
+        self.until(
+            &format!("order {id} {status}"),
+            &format!("/v1/orders/{id}"),
+            |o| o["status"] == status,
+        )
+        .await
+    }
+
+    async fn notification(&self, order: &str, about: &str) -> Value {
+        self.until(
+            &format!("a {about} notification for {order}"),
+            "/v1/notifications?limit=100",
+            |page| find_notification(page, order, about).is_some(),
+        )
+        .await;
+        let (_, page) = self.get("/v1/notifications?limit=100").await;
+        find_notification(&page, order, about).unwrap()
+    }
+}
+
+fn find_notification(page: &Value, order: &str, about: &str) -> Option<Value> {
+    page["items"]
+        .as_array()?
+        .iter()
+        .find(|n| n["order_id"] == order && n["about"] == about)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_payment_confirms_the_order_and_notifies_the_customer() {
+    let stack = stack().await;
+    let api = Api::new(&stack, &testkit::unique("happy"));
+    let correlation = testkit::unique("corr");
+    let id = api.place("tok_approve", &correlation).await;
+    api.order_status(&id, "CONFIRMED").await;
+    let payment = api
+        .until("payment", &format!("/v1/payments/{id}"), |p| {
+            p["status"] == "AUTHORIZED"
+        })
+        .await;
+    assert_eq!(payment["amount"]["amount"], 2500);
+    let n = api.notification(&id, "OrderConfirmed").await;
+    assert_eq!(n["template"], "order-confirmed");
+    // This stack saw only this order: every event delivery that carries a correlation id
+    // carries the one the client sent, through orders, payments and notify (HTTP deliveries
+    // are left out: each poll has its own).
+    let deliveries = stack.reporter.deliveries();
+    let correlated: Vec<_> = deliveries
+        .iter()
+        .filter(|d| !d.function.ends_with("-http"))
+        .filter_map(|d| {
+            d.correlation_id
+                .as_deref()
+                .map(|c| (d.function.as_str(), c))
+        })
+        .collect();
+    for (function, corr) in &correlated {
+        assert_eq!(
+            *corr, correlation,
+            "{function} ran with another correlation id"
+        );
+    }
+    for service in ["orders-events", "payments-events", "notify-events"] {
+        assert!(
+            correlated.iter().any(|(f, _)| f.contains(service)),
+            "no correlated delivery to {service}: {deliveries:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_payment_cancels_the_order_and_notifies_the_customer() {
+    let stack = stack().await;
+    let api = Api::new(&stack, &testkit::unique("decline"));
+    let id = api
+        .place("tok_decline_card", &testkit::unique("corr"))
+        .await;
+    let order = api.order_status(&id, "CANCELLED").await;
+    assert_eq!(order["cancellation_reason"], "payment_declined");
+    let (_, payment) = api.get(&format!("/v1/payments/{id}")).await;
+    assert_eq!(payment["status"], "DECLINED", "{payment}");
+    let n = api.notification(&id, "OrderCancelled").await;
+    assert_eq!(n["template"], "order-cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_confirmed_order_refunds_the_payment() {
+    let stack = stack().await;
+    let api = Api::new(&stack, &testkit::unique("cancel"));
+    let id = api.place("tok_approve", &testkit::unique("corr")).await;
+    api.order_status(&id, "CONFIRMED").await;
+    let (status, body) = api
+        .post(
+            &format!("/v1/orders/{id}/cancel"),
+            &json!({}),
+            &testkit::unique("corr"),
+        )
+        .await;
+    assert!((200..300).contains(&status), "cancel: {status} {body}");
+    api.until("refund", &format!("/v1/payments/{id}"), |p| {
+        p["status"] == "REFUNDED"
+    })
+    .await;
+    let n = api.notification(&id, "PaymentRefunded").await;
+    assert_eq!(n["template"], "payment-refunded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_payment_failure_is_retried_until_confirmed() {
+    let stack = stack().await;
+    let api = Api::new(&stack, &testkit::unique("flaky"));
+    let id = api.place("tok_flaky_1", &testkit::unique("corr")).await;
+    api.order_status(&id, "CONFIRMED").await;
+    // The first delivery to payments-events did fail (and SQS redelivered it).
+    let deliveries = stack.reporter.deliveries();
+    assert!(
+        deliveries
+            .iter()
+            .any(|d| d.function.ends_with("payments-events")
+                && (!d.success || !d.failed_ids.is_empty())),
+        "no failed payments-events delivery: {deliveries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_waits_in_the_dlq_until_recovered_and_redriven() {
+    let stack = stack().await;
+    let api = Api::new(&stack, &testkit::unique("dlq"));
+    let id = api.place("tok_unavailable", &testkit::unique("corr")).await;
+    let dlq = stack.resources.dlq_url("PaymentsQueue").unwrap().to_owned();
+    let sqs = stack.clients.sqs.clone();
+    let started = Instant::now();
+    loop {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        let depth: i64 = attrs
+            .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if depth >= 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the message never reached {dlq}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, order) = api.get(&format!("/v1/orders/{id}")).await;
+    assert_eq!(order["status"], "PENDING", "{order}");
+
+    stack
+        .set_env(
+            "payments-events",
+            BTreeMap::from([("PAYMENT_SIMULATOR_RECOVERED".to_owned(), "true".to_owned())]),
+        )
+        .unwrap();
+    stack.restart("payments-events").unwrap();
+    let options = redrive::MoveOptions {
+        wait_time_s: 0,
+        ..redrive::MoveOptions::default()
+    };
+    let result = redrive::redrive(&sqs, &dlq, None, &options).await.unwrap();
+    match result {
+        redrive::MoveResult::Moved(report) => {
+            assert_eq!(report.moved, 1, "{report:?}");
+            assert_eq!(
+                report.target_url,
+                stack.resources.queue_url("PaymentsQueue").unwrap()
+            );
+        }
+        other => panic!("moto has no StartMessageMoveTask: {other:?}"),
+    }
+    api.order_status(&id, "CONFIRMED").await;
+}
