@@ -9,7 +9,7 @@ setup: ## Install what tests and the local stack need (.venv with moto, cfn-guar
 	bash tools/setup.sh
 
 run: setup ## Run the whole application locally: moto + every function + HTTP API on 127.0.0.1:3000
-	cargo run --release -p local-stack -- up
+	cargo run -p local-stack -- up
 
 test: ## Run every test (installs what they need first) and the offline infrastructure checks
 	bash tools/test.sh
@@ -25,7 +25,7 @@ schemas: ## Regenerate the event JSON Schemas in shared/kit/schemas from the Rus
 	cargo run -q -p kit --example write-schemas
 
 token: ## Mint a local dev token: make token SUB=alice SCOPES="shop/admin"
-	@cargo run -q --release -p local-stack -- token --sub "$(or $(SUB),dev-user)" --scopes "$(SCOPES)"
+	@cargo run -q -p local-stack -- token --sub "$(or $(SUB),dev-user)" --scopes "$(SCOPES)"
 
 build-lambda: setup ## Build every function for Lambda (arm64, release) with cargo-lambda
 	.venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2
