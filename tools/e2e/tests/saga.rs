@@ -43,8 +43,9 @@ async fn stack() -> Stack {
         "e{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     ));
-    // Short visibility timeouts: a failed delivery is retried in seconds.
-    o.visibility_timeout = Some(2);
+    // Short visibility timeouts, so a failed delivery is retried in seconds, but not so short
+    // that a slow (successful) batch on a loaded machine is redelivered up to the DLQ.
+    o.visibility_timeout = Some(5);
     o.print = std::env::var("TEST_LOG").is_ok();
     o.echo_logs = std::env::var("TEST_LOG").is_ok();
     Stack::start(o).await.expect("the local stack starts")
