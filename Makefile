@@ -1,6 +1,6 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint fmt schemas token build-lambda infra-check
+.PHONY: help setup run test lint fmt schemas token build-lambda infra-check redrive
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -9,7 +9,7 @@ setup: ## Install what tests and the local stack need (.venv with moto, cfn-guar
 	bash tools/setup.sh
 
 run: setup ## Run the whole application locally: moto + every function + HTTP API on 127.0.0.1:3000
-	cargo run -p local-stack -- up
+	cargo run -p local-stack -- up --param QueueVisibilityTimeout=10
 
 test: ## Run every test (installs what they need first) and the offline infrastructure checks
 	bash tools/test.sh
@@ -34,3 +34,6 @@ build-lambda: setup ## Build every function for Lambda (arm64, release) with car
 
 infra-check: setup ## cfn-lint, cfn-guard, checkov and actionlint on infra/ and .github/
 	bash infra/check.sh
+
+redrive: ## DLQ tool against the running local stack: make redrive ARGS=list | ARGS="move --dlq shop-dev-payments-queue-dlq"
+	@env $$(grep '^AWS_' .local/local-stack/env/default/orders-http.env | xargs) cargo run -q -p redrive -- $(or $(ARGS),list)
