@@ -172,3 +172,29 @@ async fn events_are_plain_envelopes_in_the_outbox() {
     let (_order, envelope) = new_order("c1");
     assert!(matches!(envelope.decode().unwrap(), Event::OrderPlaced(_)));
 }
+
+#[tokio::test]
+async fn every_payment_event_delivered_twice_moves_its_order_once() {
+    use crate::events::{authorized, declined, message};
+    let (client, table) = table().await;
+    let orders = DynamoOrders::new(client, &table);
+    for (event, expected) in [
+        (authorized as fn(&str) -> Event, Status::Confirmed),
+        (declined, Status::Cancelled),
+    ] {
+        let (order, envelope) = new_order("c1");
+        orders.insert(&order, &[envelope], None).await.unwrap();
+        let delivery = message(&event(order.id.as_str()));
+        let mut redelivery = delivery.clone();
+        redelivery.receive_count = 2;
+        orders::handlers::events::handle(&orders, delivery)
+            .await
+            .unwrap();
+        orders::handlers::events::handle(&orders, redelivery)
+            .await
+            .unwrap();
+        let stored = orders.get(&order.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, expected);
+        assert_eq!(stored.version, 2, "one transition for {expected:?}");
+    }
+}

@@ -29,7 +29,7 @@ pub fn authorized(order_id: &str) -> Event {
     })
 }
 
-fn declined(order_id: &str) -> Event {
+pub fn declined(order_id: &str) -> Event {
     Event::PaymentDeclined(PaymentDeclined {
         order_id: order_id.into(),
         payment_id: "pay-1".into(),

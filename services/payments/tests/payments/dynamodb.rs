@@ -89,10 +89,15 @@ async fn a_charge_commits_the_payment_its_outbox_record_and_the_marker_and_a_dup
             .unwrap()
     );
 
-    table.deliver(message(&cancelled(&order), 1)).await.unwrap();
+    let cancel = message(&cancelled(&order), 1);
+    table.deliver(cancel.clone()).await.unwrap();
+    table.deliver(redelivered(&cancel)).await.unwrap();
     let payment = table.payments.get(&order).await.unwrap().unwrap();
     assert_eq!(payment.status, Status::Refunded);
-    assert_eq!(payment.version, 2);
+    assert_eq!(
+        payment.version, 2,
+        "one refund for a twice-delivered OrderCancelled"
+    );
     assert_eq!(table.keys("OUTBOX#").await.len(), 2);
 }
 
