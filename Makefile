@@ -1,6 +1,6 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint fmt schemas token build-lambda infra-check redrive
+.PHONY: help setup run test lint fmt schemas token build-lambda infra-check redrive load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,3 +37,6 @@ infra-check: setup ## cfn-lint, cfn-guard, checkov and actionlint on infra/ and 
 
 redrive: ## DLQ tool against the running local stack: make redrive ARGS=list | ARGS="move --dlq shop-dev-payments-queue-dlq"
 	@env $$(grep '^AWS_' .local/local-stack/env/default/orders-http.env | xargs) cargo run -q -p redrive -- $(or $(ARGS),list)
+
+load: ## Load test (Artillery) + lost-order check against the local stack, or BASE_URL=… TOKEN=…
+	bash load-tests/run.sh
