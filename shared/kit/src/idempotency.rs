@@ -73,6 +73,28 @@ pub struct Record {
     pub expires_at: i64,
 }
 
+impl Record {
+    /// A claim held for `lease`.
+    pub fn in_progress(fingerprint: &str, lease: Duration) -> Self {
+        Record {
+            fingerprint: fingerprint.to_owned(),
+            status: Status::InProgress,
+            response: None,
+            expires_at: now() + lease.as_secs() as i64,
+        }
+    }
+
+    /// A completed effect with its `response`, remembered for `ttl`.
+    pub fn completed(fingerprint: &str, response: &Value, ttl: Duration) -> Self {
+        Record {
+            fingerprint: fingerprint.to_owned(),
+            status: Status::Completed,
+            response: Some(response.clone()),
+            expires_at: now() + ttl.as_secs() as i64,
+        }
+    }
+}
+
 /// A SHA-256 fingerprint of the parts of a request that make it "the same request".
 pub fn fingerprint(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
@@ -261,12 +283,7 @@ impl IdempotencyStore for DynamoIdempotency {
         fingerprint: &str,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let record = Record {
-            fingerprint: fingerprint.to_owned(),
-            status: Status::InProgress,
-            response: None,
-            expires_at: now() + lease.as_secs() as i64,
-        };
+        let record = Record::in_progress(fingerprint, lease);
         if self.put(key, &record).await? {
             return Ok(Claim::Acquired);
         }
@@ -285,12 +302,7 @@ impl IdempotencyStore for DynamoIdempotency {
         response: &Value,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let record = Record {
-            fingerprint: fingerprint.to_owned(),
-            status: Status::Completed,
-            response: Some(response.clone()),
-            expires_at: now() + ttl.as_secs() as i64,
-        };
+        let record = Record::completed(fingerprint, response, ttl);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -365,12 +377,7 @@ impl IdempotencyStore for MemoryIdempotency {
         fingerprint: &str,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let record = Record {
-            fingerprint: fingerprint.to_owned(),
-            status: Status::InProgress,
-            response: None,
-            expires_at: now() + lease.as_secs() as i64,
-        };
+        let record = Record::in_progress(fingerprint, lease);
         Ok(match self.insert_if_absent(key, record) {
             Ok(()) => Claim::Acquired,
             Err(existing) if existing.status == Status::Completed => Claim::Done(existing),
@@ -385,15 +392,8 @@ impl IdempotencyStore for MemoryIdempotency {
         response: &Value,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.records().insert(
-            key.clone(),
-            Record {
-                fingerprint: fingerprint.to_owned(),
-                status: Status::Completed,
-                response: Some(response.clone()),
-                expires_at: now() + ttl.as_secs() as i64,
-            },
-        );
+        self.records()
+            .insert(key.clone(), Record::completed(fingerprint, response, ttl));
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::{
 
 use kit::{
     events::Envelope,
-    idempotency::{self, MemoryIdempotency, Record, Status},
+    idempotency::{self, MemoryIdempotency, Record},
 };
 
 use super::customer_sort_key;
@@ -75,12 +75,8 @@ impl OrderRepository for MemoryOrders {
             return Err(RepositoryError::Unavailable("duplicate order id".into()));
         }
         if let Some(stored) = idempotency {
-            let record = Record {
-                fingerprint: stored.fingerprint.clone(),
-                status: Status::Completed,
-                response: Some(stored.response.clone()),
-                expires_at: chrono::Utc::now().timestamp() + idempotency::HTTP_TTL.as_secs() as i64,
-            };
+            let record =
+                Record::completed(&stored.fingerprint, &stored.response, idempotency::HTTP_TTL);
             self.idempotency
                 .insert_if_absent(&stored.key, record)
                 .map_err(|_| RepositoryError::IdempotencyKeyTaken)?;

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use kit::{
     error::{ApiError, FieldError},
-    events::{CancellationReason, Envelope, OrderLine},
+    events::{CancellationReason, Envelope, Event, OrderLine},
     http::{
         ADMIN_SCOPE, Caller, Matched, RequestMeta, Route, json_body, json_response, match_route,
     },
@@ -96,6 +96,22 @@ async fn route<R: OrderRepository>(
     }
 }
 
+/// The envelope of an event caused by this request.
+fn event_envelope(
+    event: &Event,
+    meta: &RequestMeta,
+    now: DateTime<Utc>,
+) -> Result<Envelope, ApiError> {
+    Envelope::new(
+        EVENT_SOURCE,
+        event,
+        &meta.correlation_id,
+        Some(&meta.request_id),
+        now,
+    )
+    .map_err(ApiError::internal)
+}
+
 fn unavailable(error: RepositoryError) -> ApiError {
     ApiError::internal(error)
 }
@@ -140,14 +156,7 @@ async fn place<R: OrderRepository>(
         new_order,
         now,
     );
-    let envelope = Envelope::new(
-        EVENT_SOURCE,
-        &event,
-        &meta.correlation_id,
-        Some(&meta.request_id),
-        now,
-    )
-    .map_err(ApiError::internal)?;
+    let envelope = event_envelope(&event, meta, now)?;
     let body = serde_json::to_value(OrderView::from(&order)).map_err(ApiError::internal)?;
     let stored = idempotency.map(|(key, fingerprint)| IdempotentResponse {
         key,
@@ -283,14 +292,7 @@ async fn cancel<R: OrderRepository>(
                     e.from.as_str()
                 ))
             })?;
-        let envelope = Envelope::new(
-            EVENT_SOURCE,
-            &event,
-            &meta.correlation_id,
-            Some(&meta.request_id),
-            now,
-        )
-        .map_err(ApiError::internal)?;
+        let envelope = event_envelope(&event, meta, now)?;
         match orders.update(&order, expected, &[envelope], None).await {
             Ok(()) => {
                 tracing::info!(order_id = %order.id, "order cancelled by the customer");
