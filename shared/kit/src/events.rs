@@ -132,6 +132,23 @@ impl Envelope {
         })
     }
 
+    /// The envelope of `event` from `source`, caused by this one: same saga (correlation id),
+    /// with this event's id as its causation id.
+    pub fn follow_up(
+        &self,
+        source: &str,
+        event: &Event,
+        time: DateTime<Utc>,
+    ) -> Result<Envelope, ContractError> {
+        Envelope::new(
+            source,
+            event,
+            &self.correlation_id,
+            Some(&self.id.to_string()),
+            time,
+        )
+    }
+
     /// The typed event inside, checking type and version.
     pub fn decode(&self) -> Result<Event, ContractError> {
         let event = Event::decode(&self.event_type, &self.data)?;
@@ -274,6 +291,18 @@ mod tests {
         assert_eq!(back.decode().unwrap(), event);
         assert_eq!(back.event_type, "OrderPlaced");
         assert_eq!(back.version, VERSION);
+    }
+
+    #[test]
+    fn a_follow_up_stays_in_the_saga_and_names_its_cause() {
+        let cause = Envelope::new("shop.orders", &placed(), "corr-9", None, Utc::now()).unwrap();
+        let next = cause
+            .follow_up("shop.payments", &placed(), Utc::now())
+            .unwrap();
+        assert_eq!(next.correlation_id, "corr-9");
+        assert_eq!(next.causation_id, Some(cause.id.to_string()));
+        assert_eq!(next.source, "shop.payments");
+        assert_ne!(next.id, cause.id);
     }
 
     #[test]

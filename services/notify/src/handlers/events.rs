@@ -3,7 +3,7 @@
 //! processed marker commits with the notification); other event types are acknowledged.
 
 use chrono::Utc;
-use kit::{events::Envelope, sqs::Message};
+use kit::sqs::Message;
 
 use crate::{
     EVENT_SOURCE,
@@ -43,13 +43,7 @@ pub async fn handle<N: Notifier>(notifier: &N, message: Message) -> Result<(), C
         &event_id,
         now,
     );
-    let sent = Envelope::new(
-        EVENT_SOURCE,
-        &notification.sent_event(),
-        &cause.correlation_id,
-        Some(&event_id),
-        now,
-    )?;
+    let sent = cause.follow_up(EVENT_SOURCE, &notification.sent_event(), now)?;
     match notifier.send(&notification, &[sent]).await {
         Ok(()) => {
             kit::metrics::emit(

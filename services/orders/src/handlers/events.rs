@@ -91,13 +91,7 @@ where
                 return Ok(());
             }
         };
-        let outgoing = Envelope::new(
-            EVENT_SOURCE,
-            &event,
-            &cause.correlation_id,
-            Some(&event_id),
-            Utc::now(),
-        )?;
+        let outgoing = cause.follow_up(EVENT_SOURCE, &event, Utc::now())?;
         match orders
             .update(&order, expected, &[outgoing], Some(&event_id))
             .await

@@ -72,13 +72,7 @@ fn order_id(raw: &str) -> Result<OrderId, ConsumerError> {
 
 /// The envelope of `event`, caused by `cause`, in the same saga (correlation id).
 fn envelope(cause: &Envelope, event: &Event) -> Result<Envelope, ConsumerError> {
-    Ok(Envelope::new(
-        EVENT_SOURCE,
-        event,
-        &cause.correlation_id,
-        Some(&cause.id.to_string()),
-        Utc::now(),
-    )?)
+    Ok(cause.follow_up(EVENT_SOURCE, event, Utc::now())?)
 }
 
 async fn charge<R, P>(
