@@ -1,6 +1,6 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint fmt schemas token build-lambda infra-check redrive load
+.PHONY: help setup run test lint fmt schemas token build-lambda infra-check bench redrive load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -40,3 +40,7 @@ redrive: ## DLQ tool against the running local stack: make redrive ARGS=list | A
 
 load: ## Load test (Artillery) + lost-order check against the local stack, or BASE_URL=… TOKEN=…
 	bash load-tests/run.sh
+
+bench: setup ## Cold-start bench: every function vs hello-world baselines and Python (RUNS=7) → target/bench/
+	cargo build --release -p orders -p payments -p notify -p baselines
+	cargo run -q -p coldstart-bench -- --runs $(or $(RUNS),7)

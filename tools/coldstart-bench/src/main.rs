@@ -1,0 +1,66 @@
+//! coldstart-bench: measures init, first and warm invocation, peak RSS and zip size of every
+//! function (see the library docs); prints a Markdown table and writes it with a JSON report.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+/// Cold-start bench of the function binaries against moto (MOTO_ENDPOINT, or one started from
+/// ./.venv). Build the binaries first: cargo build --release -p orders -p payments -p notify -p baselines
+#[derive(Debug, Parser)]
+struct Args {
+    /// Fresh processes per function.
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+    /// Cargo profile whose binaries to run (directory under the target dir).
+    #[arg(long, default_value = "release")]
+    profile: String,
+    /// Where to write bench.md and bench.json (default: <target>/bench).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the Python comparison.
+    #[arg(long)]
+    no_python: bool,
+    /// Only functions whose names contain one of these (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let root = coldstart_bench::world::repo_root();
+    let target = coldstart_bench::world::target_dir(&root);
+    let out = args.out.unwrap_or_else(|| target.join("bench"));
+    let options = coldstart_bench::Options {
+        runs: args.runs.max(1),
+        bin_dir: target.join(&args.profile),
+        profile: args.profile,
+        python: !args.no_python,
+        only: args.only,
+        log_dir: out.join("logs"),
+    };
+    let report = coldstart_bench::run(&options).await?;
+    let markdown = report.markdown();
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("bench.md"), &markdown)
+        .with_context(|| format!("writing {}", out.join("bench.md").display()))?;
+    std::fs::write(
+        out.join("bench.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    print(&markdown);
+    eprintln!(
+        "wrote {0}/bench.md and {0}/bench.json (function logs in {0}/logs)",
+        out.display()
+    );
+    let errors = report.errors();
+    anyhow::ensure!(errors.is_empty(), "{} run(s) failed", errors.len());
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print(markdown: &str) {
+    println!("{markdown}");
+}
