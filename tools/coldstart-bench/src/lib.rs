@@ -42,6 +42,8 @@ pub struct Options {
     pub only: Vec<String>,
     /// Where the functions' logs go.
     pub log_dir: PathBuf,
+    /// Extra environment variables for every function (for experiments, e.g. `SSL_CERT_FILE`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// Runs the bench and returns its report; failed runs are recorded in the report, not
@@ -118,6 +120,7 @@ fn launch(
 ) -> anyhow::Result<Launch> {
     let log_file = options.log_dir.join(format!("{}.log", function.name));
     let mut env = world.env(function.name);
+    env.extend(options.extra_env.iter().cloned());
     match &function.program {
         Program::Binary(bin) => {
             let program = options.bin_dir.join(bin);

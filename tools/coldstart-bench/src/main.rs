@@ -25,6 +25,15 @@ struct Args {
     /// Only functions whose names contain one of these (repeatable).
     #[arg(long)]
     only: Vec<String>,
+    /// Extra environment variable for every function, KEY=VALUE (repeatable; for experiments).
+    #[arg(long = "env", value_parser = key_value)]
+    extra_env: Vec<(String, String)>,
+}
+
+fn key_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {raw}"))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -40,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         python: !args.no_python,
         only: args.only,
         log_dir: out.join("logs"),
+        extra_env: args.extra_env,
     };
     let report = coldstart_bench::run(&options).await?;
     let markdown = report.markdown();

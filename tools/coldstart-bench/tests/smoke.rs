@@ -33,6 +33,7 @@ async fn every_function_reaches_next_and_answers_its_event() -> anyhow::Result<(
         // Python needs a download on first use; the bench proper covers it.
         python: false,
         only: Vec::new(),
+        extra_env: Vec::new(),
         log_dir: target
             .join("bench-smoke")
             .join(uuid::Uuid::new_v4().to_string()),
