@@ -7,12 +7,12 @@
 #   BASE_URL=https://abc.execute-api…/ TOKEN=… bash load-tests/run.sh
 #   bash load-tests/run.sh https://abc.execute-api…/         # same, URL as argument (TOKEN needed)
 #
-# Env: LOAD_DURATION (s, default 60), LOAD_RATE (new virtual users/s, default 2),
+# Env: LOAD_DURATION (s, default 60), LOAD_RATE (new virtual users/s, default 1),
 # LOAD_DECLINE_PCT (default 30), LOAD_REPLAY_PCT (default 20), LOAD_MAX_POLLS (default 30, 1 s
 # apart), LOAD_SETTLE_S (checker's wait for stragglers, default 60), LOAD_STACK_WAIT_S (wait
 # for a local stack to come up, default 900: it may have to build the functions);
-# thresholds LOAD_MAX_ERROR_PCT (default 1), LOAD_P95_MS (3000), LOAD_P99_MS (5000),
-# LOAD_SAGA_P99_MS (20000).
+# thresholds LOAD_MAX_ERROR_PCT (default 1), LOAD_P95_MS (1500), LOAD_P99_MS (3000),
+# LOAD_SAGA_P99_MS (15000).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -83,9 +83,9 @@ fi
 # Thresholds (README.md "Thresholds"; the same defaults as orders.yml): % of virtual users that
 # did not complete, API p95/p99 and the saga's p99 time to a terminal state, in ms.
 overrides=$(printf '{"config":{"phases":[{"name":"sustained","duration":%d,"arrivalRate":%s}],"ensure":{"maxErrorRate":%s,"thresholds":[{"http.response_time.p95":%d},{"http.response_time.p99":%d},{"orders.time_to_terminal.p99":%d}]}}}' \
-  "${LOAD_DURATION:-60}" "${LOAD_RATE:-2}" "${LOAD_MAX_ERROR_PCT:-1}" \
-  "${LOAD_P95_MS:-3000}" "${LOAD_P99_MS:-5000}" "${LOAD_SAGA_P99_MS:-20000}")
-echo "load: artillery: ${LOAD_DURATION:-60} s at ${LOAD_RATE:-2} new customers/s"
+  "${LOAD_DURATION:-60}" "${LOAD_RATE:-1}" "${LOAD_MAX_ERROR_PCT:-1}" \
+  "${LOAD_P95_MS:-1500}" "${LOAD_P99_MS:-3000}" "${LOAD_SAGA_P99_MS:-15000}")
+echo "load: artillery: ${LOAD_DURATION:-60} s at ${LOAD_RATE:-1} new customers/s"
 set +e
 "$here/node_modules/.bin/artillery" run --target "$base" --overrides "$overrides" \
   --output "$out/report.json" "$here/orders.yml" 2>&1 | tee "$out/artillery.log"
