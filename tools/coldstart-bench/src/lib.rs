@@ -70,23 +70,28 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     functions.retain(|f| {
         options.only.is_empty() || options.only.iter().any(|o| f.name.contains(o.as_str()))
     });
-    let mut reports = Vec::new();
-    for function in &functions {
-        let launch = launch(function, options, &world, &root, python.as_deref());
-        let mut samples = Vec::new();
-        let mut errors = Vec::new();
-        for _ in 0..options.runs {
-            match launch {
-                Ok(ref launch) => match measure(function, launch, &world, &root).await {
-                    Ok(sample) => samples.push(sample),
-                    Err(e) => errors.push(format!("{e:#}")),
+    // Runs are interleaved (every function once, then again), so a burst of load from
+    // elsewhere on the machine spreads over all functions instead of skewing one.
+    let launches: Vec<anyhow::Result<Launch>> = functions
+        .iter()
+        .map(|f| launch(f, options, &world, &root, python.as_deref()))
+        .collect();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); functions.len()];
+    let mut errors: Vec<Vec<String>> = vec![Vec::new(); functions.len()];
+    for run in 0..options.runs {
+        for (i, function) in functions.iter().enumerate() {
+            match &launches[i] {
+                Ok(launch) => match measure(function, launch, &world, &root).await {
+                    Ok(sample) => samples[i].push(sample),
+                    Err(e) => errors[i].push(format!("{e:#}")),
                 },
-                Err(ref e) => {
-                    errors.push(format!("{e:#}"));
-                    break;
-                }
+                Err(e) if run == 0 => errors[i].push(format!("{e:#}")),
+                Err(_) => {}
             }
         }
+    }
+    let mut reports = Vec::new();
+    for ((function, samples), errors) in functions.iter().zip(samples).zip(errors) {
         let mut report = FunctionReport::new(
             function.name,
             function.kind,
