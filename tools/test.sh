@@ -11,7 +11,7 @@ bash tools/setup.sh
 # One moto server shared by every test process (each test uses its own resource names).
 mkdir -p .local
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-.venv/bin/moto_server -H 127.0.0.1 -p "$port" > .local/moto-tests.log 2>&1 &
+.venv/bin/python tools/moto_server.py -H 127.0.0.1 -p "$port" > .local/moto-tests.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

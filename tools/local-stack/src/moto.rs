@@ -1,4 +1,5 @@
-//! Starts the project-local moto server (`./.venv/bin/moto_server`).
+//! Starts the project-local moto server: `./.venv/bin/python tools/moto_server.py`, moto with
+//! its DynamoDB backend serialised (see that file), logging to `.local/local-stack/logs/moto.log`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -37,11 +38,15 @@ impl Moto {
             }
         }
         let port = free_port()?;
-        let child = Command::new(&bin)
+        let logs = root.join(".local/local-stack/logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = std::fs::File::create(logs.join("moto.log"))?;
+        let child = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tools/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
