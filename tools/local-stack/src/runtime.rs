@@ -57,6 +57,20 @@ impl Outcome {
         }
     }
 
+    /// The `itemIdentifier`s of a partial batch response (`batchItemFailures`); empty for
+    /// anything else.
+    pub fn batch_item_failures(&self) -> Vec<String> {
+        self.json()
+            .as_ref()
+            .and_then(|r| r.get("batchItemFailures"))
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("itemIdentifier").and_then(serde_json::Value::as_str))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// A short description for log lines.
     pub fn describe(&self) -> String {
         match self {

@@ -96,18 +96,8 @@ impl SqsPoller {
         let invoked = self.function.invoke(Bytes::from(event.to_string())).await;
         let (delete, failed, outcome) = match &invoked.outcome {
             Outcome::Response(_) => {
-                let resp = invoked.outcome.json().unwrap_or(Value::Null);
                 let failed: Vec<String> = if self.mapping.report_failures {
-                    resp.get("batchItemFailures")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|f| {
-                            f.get("itemIdentifier")
-                                .and_then(Value::as_str)
-                                .map(str::to_owned)
-                        })
-                        .collect()
+                    invoked.outcome.batch_item_failures()
                 } else {
                     Vec::new()
                 };
