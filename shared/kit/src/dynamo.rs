@@ -155,6 +155,57 @@ fn start_key(entity: Entity, owner: &str, after: &str) -> HashMap<String, Attrib
 mod tests {
     use super::*;
 
+    /// A DynamoDB client whose every call is answered with `status` and the JSON `body` by a
+    /// one-shot local server.
+    async fn answering(status: u16, body: &'static str) -> Client {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = vec![0_u8; 64 * 1024];
+                let _ = socket.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.0\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn one_put() -> Vec<TransactWriteItem> {
+        let item = HashMap::from([(PK.to_owned(), s("X#1")), (SK.to_owned(), s("X"))]);
+        vec![put("t", item, "attribute_not_exists(pk)", &[]).unwrap()]
+    }
+
+    #[tokio::test]
+    async fn a_transaction_cancelled_by_a_concurrent_transaction_is_a_conflict_not_an_unknown_error()
+    {
+        let client = answering(
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message":"Transaction cancelled [None, TransactionConflict]",
+                "CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict",
+                "Message":"Transaction is ongoing for the item"}]}"#,
+        )
+        .await;
+        let error = transact(&client, one_put()).await.unwrap_err();
+        assert!(
+            !matches!(error, TransactError::Other(_)),
+            "TransactionConflict must be classified, got {error:?}"
+        );
+    }
+
     #[test]
     fn a_start_key_names_the_index_and_the_table_keys_of_the_last_item() {
         let entity = Entity {

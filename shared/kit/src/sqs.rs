@@ -210,6 +210,20 @@ mod tests {
     }
 
     #[test]
+    fn an_event_from_a_source_that_does_not_own_its_type_is_poison() {
+        // NotificationSent belongs to notify: the same event claiming to come from orders.
+        let body = valid_body("o").replace("shop.notify", "shop.orders");
+        assert!(parse(&record("m", &body)).is_err());
+    }
+
+    #[test]
+    fn an_envelope_whose_source_differs_from_the_eventbridge_source_is_poison() {
+        let mut forged: serde_json::Value = serde_json::from_str(&valid_body("o")).unwrap();
+        forged["source"] = "shop.payments".into();
+        assert!(parse(&record("m", &forged.to_string())).is_err());
+    }
+
+    #[test]
     fn unknown_event_types_are_poison() {
         let body = valid_body("o").replace("\"type\":\"NotificationSent\"", "\"type\":\"Nope\"");
         assert!(matches!(

@@ -156,3 +156,34 @@ async fn events_not_meant_for_orders_are_acknowledged() {
     handle(&orders, message(&refunded)).await.unwrap();
     assert!(orders.outbox().is_empty());
 }
+
+#[tokio::test]
+async fn a_payment_declined_for_a_confirmed_order_leaves_it_confirmed() {
+    let orders = MemoryOrders::default();
+    let id = place(&orders, "customer-1").await;
+    handle(&orders, message(&authorized(&id))).await.unwrap();
+    // Only a PENDING order can be declined: a confirmed order's payment is not in question.
+    let _ = handle(&orders, message(&declined(&id))).await;
+    assert_eq!(status(&orders, &id).await, Status::Confirmed);
+    assert_eq!(orders.outbox().len(), 2, "OrderPlaced and OrderConfirmed only");
+}
+
+#[tokio::test]
+async fn a_payment_event_that_does_not_match_the_order_changes_nothing() {
+    let orders = MemoryOrders::default();
+    let id = place(&orders, "customer-1").await;
+    let mut wrong_amount = authorized(&id);
+    if let Event::PaymentAuthorized(paid) = &mut wrong_amount {
+        paid.amount = eur(1);
+    }
+    let mut wrong_customer = authorized(&id);
+    if let Event::PaymentAuthorized(paid) = &mut wrong_customer {
+        paid.customer_id = "mallory".into();
+    }
+    for forged in [wrong_amount, wrong_customer] {
+        let result = handle(&orders, message(&forged)).await;
+        assert!(result.is_err(), "a mismatched event goes to the DLQ");
+        assert_eq!(status(&orders, &id).await, Status::Pending);
+    }
+    assert_eq!(orders.outbox().len(), 1, "OrderPlaced only");
+}

@@ -4,6 +4,7 @@
 
 mod dynamodb;
 mod events;
+mod faults;
 mod helpers;
 mod http;
 mod openapi;
