@@ -11,4 +11,4 @@ pub mod ports;
 /// The service name in logs and metrics.
 pub const SERVICE: &str = "notify";
 /// The `source` of the events this service publishes.
-pub const EVENT_SOURCE: &str = "shop.notify";
+pub const EVENT_SOURCE: &str = kit::events::NOTIFY_SOURCE;

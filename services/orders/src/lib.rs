@@ -10,4 +10,4 @@ pub mod ports;
 /// The service name in logs and metrics.
 pub const SERVICE: &str = "orders";
 /// The `source` of the events this service publishes.
-pub const EVENT_SOURCE: &str = "shop.orders";
+pub const EVENT_SOURCE: &str = kit::events::ORDERS_SOURCE;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
 use kit::{events::Envelope, idempotency};
 
 use crate::domain::{CustomerId, Order, OrderId};
@@ -33,6 +34,10 @@ pub enum RepositoryError {
     /// A live record holds this idempotency key.
     #[error("the idempotency key is already used")]
     IdempotencyKeyTaken,
+    /// Another request was writing the same items at the same moment (DynamoDB's
+    /// `TransactionConflict`): nothing was written; the client may retry.
+    #[error("a concurrent request was writing the same items")]
+    Conflict,
     #[error("the order store is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -53,6 +58,14 @@ pub trait OrderRepository: Send + Sync {
         limit: u32,
         after: Option<&str>,
     ) -> impl Future<Output = Result<Page, RepositoryError>> + Send;
+
+    /// The ids of at most `limit` PENDING orders placed before `cutoff`, oldest first (the
+    /// saga timeout's work list; it may lag a little behind the orders themselves).
+    fn pending_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<OrderId>, RepositoryError>> + Send;
 
     /// Stores a new order with its events and, when given, the idempotent response — all or
     /// nothing.

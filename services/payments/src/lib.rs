@@ -11,4 +11,4 @@ pub mod ports;
 /// The service name in logs and metrics.
 pub const SERVICE: &str = "payments";
 /// The `source` of the events this service publishes.
-pub const EVENT_SOURCE: &str = "shop.payments";
+pub const EVENT_SOURCE: &str = kit::events::PAYMENTS_SOURCE;

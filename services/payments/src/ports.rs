@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use kit::{events::Envelope, money::Money};
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::Operation;
 use crate::domain::{ChargeOutcome, OrderId, Payment};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +14,8 @@ pub enum RepositoryError {
     /// The order already has a payment (or a cancelled marker).
     #[error("the order already has a payment")]
     PaymentExists,
-    /// The payment changed since it was read (optimistic concurrency).
+    /// The payment changed since it was read (optimistic concurrency), or another transaction
+    /// was writing it at the same moment (`TransactionConflict`): read it again and retry.
     #[error("the payment was changed concurrently")]
     VersionConflict,
     /// The event was already applied (its marker exists).
@@ -31,23 +33,23 @@ pub trait PaymentRepository: Send + Sync {
         order_id: &OrderId,
     ) -> impl Future<Output = Result<Option<Payment>, RepositoryError>> + Send;
 
-    /// Stores the order's first payment with its events and the processed marker of the
-    /// event that caused it — all or nothing.
+    /// Stores the order's first payment with its events and, when given, the processed marker
+    /// of the event that caused it — all or nothing.
     fn insert(
         &self,
         payment: &Payment,
         events: &[Envelope],
-        processed_event: &str,
+        processed_event: Option<&str>,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 
-    /// Saves a changed payment if it is still at `expected_version`, with its events and the
-    /// processed marker of the event that caused it — all or nothing.
+    /// Saves a changed payment if it is still at `expected_version`, with its events and,
+    /// when given, the processed marker of the event that caused it — all or nothing.
     fn update(
         &self,
         payment: &Payment,
         expected_version: u64,
         events: &[Envelope],
-        processed_event: &str,
+        processed_event: Option<&str>,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 
     /// Whether the event with this id was already applied.
@@ -57,7 +59,7 @@ pub trait PaymentRepository: Send + Sync {
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 }
 
-/// One charge, as a provider sees it.
+/// One authorization, as a provider sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeRequest {
     /// A repeated request with the same key returns the first result and charges nothing
@@ -69,40 +71,61 @@ pub struct ChargeRequest {
     pub attempt: u32,
 }
 
-/// Why the provider could not give an answer; the charge or refund may be retried.
+/// A capture, void or refund of the authorization made with `idempotency_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCall {
+    pub idempotency_key: String,
+    pub amount: Money,
+    /// The delivery attempt of the message asking for it (1 on the first delivery).
+    pub attempt: u32,
+}
+
+/// Why the provider could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
+    /// No answer now; the same call may succeed later (the message is retried).
     #[error("the payment provider failed transiently: {0}")]
     Transient(&'static str),
-    #[error("there is no authorized charge to refund for key {0}")]
-    NothingToRefund(String),
+    /// The authorization is not in a state that allows the operation (e.g. refund before
+    /// capture): a bug or a manual change at the provider, never worth a blind retry.
+    #[error("the provider refused to {operation} key {key}: {why}")]
+    Refused {
+        operation: &'static str,
+        key: String,
+        why: &'static str,
+    },
     #[error("the payment provider is unreachable")]
     Unreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// The payment provider: charges (authorize) and refunds, both idempotent per key.
+/// The payment provider, following the usual lifecycle: authorize (hold) → capture, void
+/// before capture, refund after it. Every call is idempotent per key (the order id): a repeat
+/// returns the first answer and moves no money.
 pub trait PaymentProvider: Send + Sync {
     /// Authorizes `request.amount`, or declines it (a declined charge is an `Ok`).
-    fn charge(
+    fn authorize(
         &self,
         request: &ChargeRequest,
     ) -> impl Future<Output = Result<ChargeOutcome, ProviderError>> + Send;
 
-    /// Refunds the authorized charge made with `idempotency_key`; returns the refund's
-    /// reference.
+    /// Captures the authorized amount; returns the capture's reference.
+    fn capture(
+        &self,
+        call: &ProviderCall,
+    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+
+    /// Releases the hold of an uncaptured authorization; returns the void's reference, or
+    /// `None` when nothing was authorized with this key (nothing is held).
+    fn void(
+        &self,
+        call: &ProviderCall,
+    ) -> impl Future<Output = Result<Option<String>, ProviderError>> + Send;
+
+    /// Refunds the captured amount; returns the refund's reference.
     fn refund(
         &self,
-        idempotency_key: &str,
-        amount: Money,
+        call: &ProviderCall,
     ) -> impl Future<Output = Result<String, ProviderError>> + Send;
-}
-
-/// What a ledger entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Operation {
-    Charge,
-    Refund,
 }
 
 /// One operation the simulated provider performed: the answer it gave, kept per idempotency
@@ -115,6 +138,9 @@ pub struct LedgerEntry {
     pub reference: String,
     /// Set on declined charges.
     pub decline_reason: Option<String>,
+    /// The card token of a charge (the simulator decides later operations by it too).
+    #[serde(default)]
+    pub card_token: Option<String>,
     pub recorded_at: DateTime<Utc>,
 }
 

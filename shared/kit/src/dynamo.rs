@@ -60,6 +60,11 @@ pub enum TransactError {
     /// One or more condition expressions failed; `failed` holds their item indexes.
     #[error("transaction cancelled by failed conditions on items {failed:?}")]
     ConditionFailed { failed: Vec<usize> },
+    /// Another transaction was writing one of the items at the same time
+    /// (`TransactionConflict`): nothing was written and the whole transaction may be retried
+    /// after reading the items again.
+    #[error("transaction cancelled by a concurrent transaction on items {items:?}")]
+    Conflict { items: Vec<usize> },
     #[error("transaction failed")]
     Other(#[source] Box<SdkError<TransactWriteItemsError>>),
 }
@@ -77,18 +82,189 @@ pub async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> Result<
             if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
                 error.as_service_error()
             {
-                let failed: Vec<usize> = cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                    .map(|(i, _)| i)
-                    .collect();
+                let with_code = |code: &str| -> Vec<usize> {
+                    cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some(code))
+                        .map(|(i, _)| i)
+                        .collect()
+                };
+                let failed = with_code("ConditionalCheckFailed");
                 if !failed.is_empty() {
                     return Err(TransactError::ConditionFailed { failed });
                 }
+                let items = with_code("TransactionConflict");
+                if !items.is_empty() {
+                    return Err(TransactError::Conflict { items });
+                }
             }
             Err(TransactError::Other(Box::new(error)))
+        }
+    }
+}
+
+/// One state change of a service table as one `TransactWriteItems`, built from named writes:
+/// the entity (new, or a versioned update), its outbox records, the processed marker of the
+/// event that caused it and the idempotency record of the request that caused it. Its commit
+/// names what failed, so no service maps cancellation reasons by item position.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    table: String,
+    items: Vec<TransactWriteItem>,
+    roles: Vec<Role>,
+}
+
+/// What an item of a [`Transaction`] is, to name the conflict its condition raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    NewEntity,
+    UpdatedEntity,
+    Outbox,
+    Processed,
+    Idempotency,
+}
+
+/// Why a [`Transaction`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TransactionError {
+    #[error("cannot build the write")]
+    Build(#[from] aws_sdk_dynamodb::error::BuildError),
+    #[error(transparent)]
+    Outbox(#[from] crate::outbox::OutboxError),
+    #[error(transparent)]
+    Marker(#[from] crate::idempotency::ProcessedMarkerError),
+    #[error("the expected version {0} is out of range")]
+    Version(u64),
+}
+
+/// Why a [`Transaction`] did not commit; nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The event that caused the change was already applied (its processed marker exists).
+    #[error("the event was already processed")]
+    AlreadyProcessed,
+    /// A live record holds the request's idempotency key.
+    #[error("the idempotency key is already used")]
+    IdempotencyKeyTaken,
+    /// The new entity exists already.
+    #[error("the entity already exists")]
+    EntityExists,
+    /// The entity is no longer at the expected version.
+    #[error("the entity was changed concurrently")]
+    EntityChanged,
+    /// Another transaction was writing one of the items (`TransactionConflict`): read again
+    /// and retry.
+    #[error("a concurrent transaction wrote the same items")]
+    Concurrent,
+    #[error("the transaction failed")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Transaction {
+    /// An empty change of `table`.
+    pub fn new(table: &str) -> Self {
+        Transaction {
+            table: table.to_owned(),
+            items: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
+    fn push(mut self, role: Role, item: TransactWriteItem) -> Self {
+        self.items.push(item);
+        self.roles.push(role);
+        self
+    }
+
+    /// Writes `item` as a new entity: [`CommitError::EntityExists`] if its keys are taken.
+    pub fn create(self, item: HashMap<String, AttributeValue>) -> Result<Self, TransactionError> {
+        let write = put(&self.table, item, "attribute_not_exists(pk)", &[])?;
+        Ok(self.push(Role::NewEntity, write))
+    }
+
+    /// Writes `item` over the entity if its `version` is still `expected`:
+    /// [`CommitError::EntityChanged`] otherwise.
+    pub fn update(
+        self,
+        item: HashMap<String, AttributeValue>,
+        expected: u64,
+    ) -> Result<Self, TransactionError> {
+        let version = i64::try_from(expected).map_err(|_| TransactionError::Version(expected))?;
+        let write = put(
+            &self.table,
+            item,
+            "version = :expected",
+            &[(":expected", n(version))],
+        )?;
+        Ok(self.push(Role::UpdatedEntity, write))
+    }
+
+    /// Adds the outbox records of `events` (see [`crate::outbox`]).
+    pub fn publish(mut self, events: &[crate::events::Envelope]) -> Result<Self, TransactionError> {
+        for write in crate::outbox::puts(&self.table, events)? {
+            self = self.push(Role::Outbox, write);
+        }
+        Ok(self)
+    }
+
+    /// Adds the processed marker of `event_id` in `scope`, when given:
+    /// [`CommitError::AlreadyProcessed`] if it exists.
+    pub fn processed(
+        self,
+        scope: &str,
+        event_id: Option<&str>,
+        now: i64,
+    ) -> Result<Self, TransactionError> {
+        let Some(event_id) = event_id else {
+            return Ok(self);
+        };
+        let write = crate::idempotency::put_processed(&self.table, scope, event_id, now)?;
+        Ok(self.push(Role::Processed, write))
+    }
+
+    /// Adds the idempotency record of a request, when given:
+    /// [`CommitError::IdempotencyKeyTaken`] if a live one holds the key.
+    pub fn idempotency(
+        self,
+        record: Option<(&crate::idempotency::Key, &str, &serde_json::Value)>,
+        ttl: std::time::Duration,
+        now: i64,
+    ) -> Result<Self, TransactionError> {
+        let Some((key, fingerprint, response)) = record else {
+            return Ok(self);
+        };
+        let write =
+            crate::idempotency::put_completed(&self.table, key, fingerprint, response, ttl, now)?;
+        Ok(self.push(Role::Idempotency, write))
+    }
+
+    /// Commits every write or none, naming the conflict when a condition failed: a processed
+    /// marker first (a duplicate delivery), then an idempotency key, then the entity.
+    pub async fn commit(self, client: &Client) -> Result<(), CommitError> {
+        let roles = self.roles;
+        match transact(client, self.items).await {
+            Ok(()) => Ok(()),
+            Err(TransactError::ConditionFailed { failed }) => {
+                let failed: Vec<Role> = failed
+                    .iter()
+                    .filter_map(|&i| roles.get(i).copied())
+                    .collect();
+                Err(if failed.contains(&Role::Processed) {
+                    CommitError::AlreadyProcessed
+                } else if failed.contains(&Role::Idempotency) {
+                    CommitError::IdempotencyKeyTaken
+                } else if failed.contains(&Role::NewEntity) {
+                    CommitError::EntityExists
+                } else if failed.contains(&Role::UpdatedEntity) {
+                    CommitError::EntityChanged
+                } else {
+                    CommitError::Failed(format!("unexpected condition failure: {failed:?}").into())
+                })
+            }
+            Err(TransactError::Conflict { .. }) => Err(CommitError::Concurrent),
+            Err(error) => Err(CommitError::Failed(Box::new(error))),
         }
     }
 }
@@ -176,7 +352,9 @@ mod tests {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
             .endpoint_url(format!("http://127.0.0.1:{port}"))
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
             .build();
@@ -190,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_transaction_cancelled_by_a_concurrent_transaction_is_a_conflict_not_an_unknown_error()
-    {
+     {
         let client = answering(
             400,
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
@@ -201,7 +379,7 @@ mod tests {
         .await;
         let error = transact(&client, one_put()).await.unwrap_err();
         assert!(
-            !matches!(error, TransactError::Other(_)),
+            matches!(&error, TransactError::Conflict { items } if items == &[1]),
             "TransactionConflict must be classified, got {error:?}"
         );
     }

@@ -47,10 +47,22 @@ pub enum ContractError {
     },
     #[error("event payload cannot be encoded")]
     Encode(#[source] serde_json::Error),
+    #[error("{event_type} comes from `{source_name}`, not from its owner `{owner}`")]
+    ForeignSource {
+        event_type: String,
+        source_name: String,
+        owner: &'static str,
+    },
 }
 
+/// The `source` of the events each service publishes (the EventBridge `source`). Every event
+/// type has exactly one owner; consumers refuse an event from any other source.
+pub const ORDERS_SOURCE: &str = "shop.orders";
+pub const PAYMENTS_SOURCE: &str = "shop.payments";
+pub const NOTIFY_SOURCE: &str = "shop.notify";
+
 macro_rules! events {
-    ($($name:ident),+ $(,)?) => {
+    ($($name:ident => $owner:ident),+ $(,)?) => {
         /// Every event of the application, typed.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Event {
@@ -62,6 +74,13 @@ macro_rules! events {
             pub fn event_type(&self) -> &'static str {
                 match self {
                     $(Event::$name(_) => stringify!($name),)+
+                }
+            }
+
+            /// The only `source` this event type may come from: the service that owns it.
+            pub fn owner(&self) -> &'static str {
+                match self {
+                    $(Event::$name(_) => $owner,)+
                 }
             }
 
@@ -89,13 +108,13 @@ macro_rules! events {
 }
 
 events!(
-    OrderPlaced,
-    OrderConfirmed,
-    OrderCancelled,
-    PaymentAuthorized,
-    PaymentDeclined,
-    PaymentRefunded,
-    NotificationSent,
+    OrderPlaced => ORDERS_SOURCE,
+    OrderConfirmed => ORDERS_SOURCE,
+    OrderCancelled => ORDERS_SOURCE,
+    PaymentAuthorized => PAYMENTS_SOURCE,
+    PaymentDeclined => PAYMENTS_SOURCE,
+    PaymentRefunded => PAYMENTS_SOURCE,
+    NotificationSent => NOTIFY_SOURCE,
 );
 
 /// The contract version every event type is at today.
@@ -149,13 +168,21 @@ impl Envelope {
         )
     }
 
-    /// The typed event inside, checking type and version.
+    /// The typed event inside, checking type, version and that it comes from the service that
+    /// owns its type (a forged or misrouted event is refused).
     pub fn decode(&self) -> Result<Event, ContractError> {
         let event = Event::decode(&self.event_type, &self.data)?;
         if self.version != VERSION {
             return Err(ContractError::UnsupportedVersion {
                 event_type: self.event_type.clone(),
                 version: self.version,
+            });
+        }
+        if self.source != event.owner() {
+            return Err(ContractError::ForeignSource {
+                event_type: self.event_type.clone(),
+                source_name: self.source.clone(),
+                owner: event.owner(),
             });
         }
         Ok(event)
@@ -198,6 +225,8 @@ pub struct OrderConfirmed {
 pub enum CancellationReason {
     PaymentDeclined,
     CustomerRequested,
+    /// The payment did not settle within the saga timeout (see the orders timeout function).
+    PaymentTimeout,
 }
 
 /// The order is cancelled; an authorized payment for it must be refunded.

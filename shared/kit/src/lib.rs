@@ -14,5 +14,6 @@ pub mod money;
 pub mod outbox;
 pub mod page;
 pub mod relay;
+pub mod schedule;
 pub mod sqs;
 pub mod telemetry;

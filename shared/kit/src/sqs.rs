@@ -35,11 +35,14 @@ pub enum PoisonMessage {
     NoBody,
     #[error(transparent)]
     Contract(#[from] ContractError),
+    #[error("the EventBridge source `{bus}` differs from the envelope's `{envelope}`")]
+    SourceMismatch { bus: String, envelope: String },
 }
 
 /// The EventBridge event SQS receives from a rule target.
 #[derive(Deserialize)]
 struct EventBridgeEvent {
+    source: String,
     detail: Envelope,
 }
 
@@ -47,6 +50,12 @@ struct EventBridgeEvent {
 pub fn parse(record: &SqsMessage) -> Result<Message, PoisonMessage> {
     let body = record.body.as_deref().ok_or(PoisonMessage::NoBody)?;
     let parsed: EventBridgeEvent = serde_json::from_str(body).map_err(PoisonMessage::Body)?;
+    if parsed.source != parsed.detail.source {
+        return Err(PoisonMessage::SourceMismatch {
+            bus: parsed.source,
+            envelope: parsed.detail.source,
+        });
+    }
     let event = parsed.detail.decode()?;
     Ok(Message {
         message_id: record.message_id.clone().unwrap_or_default(),

@@ -134,9 +134,28 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A further index of a service table: its name and its string key attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Index {
+    pub name: &'static str,
+    pub pk: &'static str,
+    pub sk: &'static str,
+    /// `true` projects keys only (the index lists ids), `false` every attribute.
+    pub keys_only: bool,
+}
+
 /// Creates a table of the standard service shape (docs/architecture.md): `pk`/`sk`, the
 /// `gsi1` index, a NEW_IMAGE stream and TTL on `expires_at`.
 pub async fn create_service_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    create_service_table_with(client, name, &[]).await;
+}
+
+/// [`create_service_table`] with the service's own further indexes (as in its template).
+pub async fn create_service_table_with(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    indexes: &[Index],
+) {
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)
@@ -151,29 +170,40 @@ pub async fn create_service_table(client: &aws_sdk_dynamodb::Client, name: &str)
             .build()
             .expect("attribute")
     };
-    client
+    let gsi1 = Index {
+        name: "gsi1",
+        pk: "gsi1pk",
+        sk: "gsi1sk",
+        keys_only: false,
+    };
+    let mut request = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
         .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .attribute_definitions(attribute("gsi1pk"))
-        .attribute_definitions(attribute("gsi1sk"))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("gsi1")
-                .key_schema(key("gsi1pk", KeyType::Hash))
-                .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .expect("gsi"),
-        )
+        .attribute_definitions(attribute("sk"));
+    for index in std::iter::once(&gsi1).chain(indexes) {
+        let projection = if index.keys_only {
+            ProjectionType::KeysOnly
+        } else {
+            ProjectionType::All
+        };
+        request = request
+            .attribute_definitions(attribute(index.pk))
+            .attribute_definitions(attribute(index.sk))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .key_schema(key(index.pk, KeyType::Hash))
+                    .key_schema(key(index.sk, KeyType::Range))
+                    .projection(Projection::builder().projection_type(projection).build())
+                    .build()
+                    .expect("gsi"),
+            );
+    }
+    request
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)

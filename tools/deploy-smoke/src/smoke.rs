@@ -13,6 +13,9 @@ pub enum Kind {
     Http,
     /// `*-events`, `*-relay`: a batch response with an empty `batchItemFailures`.
     Batch,
+    /// `*-timeout` (scheduled jobs): any JSON result without a function error. The smoke
+    /// invocation is a real run of the job, which must therefore be idempotent.
+    Job,
 }
 
 impl Kind {
@@ -21,6 +24,7 @@ impl Kind {
         match function.rsplit('-').next() {
             Some("http") => Some(Kind::Http),
             Some("events" | "relay") => Some(Kind::Batch),
+            Some("timeout") => Some(Kind::Job),
             _ => None,
         }
     }
@@ -121,6 +125,7 @@ pub fn judge(kind: Kind, invocation: &Invocation) -> Result<(), Rejection> {
                 return Err(Rejection::ItemFailures(failures.len()));
             }
         }
+        Kind::Job => {}
     }
     Ok(())
 }
@@ -153,6 +158,7 @@ mod tests {
             Kind::of("arn:aws:lambda:eu-west-1:1:function:shop-dev-notify-relay"),
             Some(Kind::Batch)
         );
+        assert_eq!(Kind::of("shop-dev-orders-timeout"), Some(Kind::Job));
         assert_eq!(Kind::of("shop-dev-orders-httpx"), None);
     }
 

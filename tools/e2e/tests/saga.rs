@@ -162,7 +162,7 @@ async fn an_approved_payment_confirms_the_order_and_notifies_the_customer() {
     api.order_status(&id, "CONFIRMED").await;
     let payment = api
         .until("payment", &format!("/v1/payments/{id}"), |p| {
-            p["status"] == "AUTHORIZED"
+            p["status"] == "CAPTURED"
         })
         .await;
     assert_eq!(payment["amount"]["amount"], 2500);

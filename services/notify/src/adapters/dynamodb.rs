@@ -7,10 +7,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use kit::{
-    dynamo::{self, Entity, GSI1_PK, GSI1_SK, PK, SK, TransactError, s},
+    dynamo::{self, CommitError, Entity, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
     idempotency::{self, IdempotencyStore},
-    outbox,
 };
 
 use super::{RECORD_CHANNEL, customer_sort_key, log_sent};
@@ -79,30 +78,18 @@ impl Notifier for DynamoNotifications {
         notification: &Notification,
         events: &[Envelope],
     ) -> Result<(), NotifyError> {
-        let marker = idempotency::put_processed(
-            &self.table,
-            PROCESSED_SCOPE,
-            &notification.event_id,
-            chrono::Utc::now().timestamp(),
-        )
-        .map_err(unavailable)?;
-        let record = dynamo::put(
-            &self.table,
-            Self::item(notification)?,
-            "attribute_not_exists(pk)",
-            &[],
-        )
-        .map_err(unavailable)?;
-        let mut items = vec![marker, record];
-        items.extend(outbox::puts(&self.table, events).map_err(unavailable)?);
-        match dynamo::transact(&self.client, items).await {
+        let now = chrono::Utc::now().timestamp();
+        let change = Transaction::new(&self.table)
+            .create(Self::item(notification)?)
+            .and_then(|t| t.publish(events))
+            .and_then(|t| t.processed(PROCESSED_SCOPE, Some(&notification.event_id), now))
+            .map_err(unavailable)?;
+        match change.commit(&self.client).await {
             Ok(()) => {
                 log_sent(notification);
                 Ok(())
             }
-            Err(TransactError::ConditionFailed { failed }) if failed.contains(&0) => {
-                Err(NotifyError::AlreadyProcessed)
-            }
+            Err(CommitError::AlreadyProcessed) => Err(NotifyError::AlreadyProcessed),
             Err(error) => Err(unavailable(error)),
         }
     }

@@ -97,6 +97,7 @@ fn order_cancelled(event: &OrderCancelled) -> Draft {
     let why = match reason {
         CancellationReason::PaymentDeclined => "the payment was declined",
         CancellationReason::CustomerRequested => "you asked us to cancel it",
+        CancellationReason::PaymentTimeout => "the payment could not be completed in time",
     };
     let detail = detail
         .as_deref()

@@ -10,7 +10,7 @@ use notify::{
     ports::{NotificationLog, Notifier, NotifyError},
 };
 
-async fn table() -> (Client, String) {
+pub(crate) async fn table() -> (Client, String) {
     let config = testkit::sdk_config().await;
     let client = Client::new(&config);
     let name = testkit::unique("notify");
@@ -18,7 +18,11 @@ async fn table() -> (Client, String) {
     (client, name)
 }
 
-fn notification(sub: &str, event_id: &str, minutes_ago: i64) -> (Notification, Envelope) {
+pub(crate) fn notification(
+    sub: &str,
+    event_id: &str,
+    minutes_ago: i64,
+) -> (Notification, Envelope) {
     let draft = notify::domain::Draft {
         customer_id: CustomerId::new(sub),
         order_id: uuid::Uuid::now_v7().to_string(),

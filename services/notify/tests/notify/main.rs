@@ -6,6 +6,7 @@
     unreachable_pub
 )]
 
+mod contract;
 mod dynamodb;
 mod events;
 mod helpers;

@@ -6,16 +6,16 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
+use chrono::{DateTime, Utc};
 use kit::{
-    dynamo::{self, Entity, GSI1_PK, GSI1_SK, PK, SK, TransactError, n, s},
+    dynamo::{self, CommitError, Entity, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
     idempotency::{self, IdempotencyStore},
-    outbox,
 };
 
 use super::customer_sort_key;
 use crate::{
-    domain::{CustomerId, Order, OrderId},
+    domain::{CustomerId, Order, OrderId, Status},
     ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
 };
 
@@ -26,6 +26,12 @@ const ORDER: Entity = Entity {
 };
 /// Scope of the processed-event markers of the events function.
 const PROCESSED_SCOPE: &str = "orders-events";
+/// The sparse index of PENDING orders, oldest first: only a PENDING order carries its keys,
+/// so an order leaves the index with the write that confirms or cancels it.
+pub const PENDING_INDEX: &str = "pending";
+pub const PENDING_PK: &str = "pending_pk";
+pub const PENDING_SK: &str = "pending_sk";
+const PENDING: &str = "PENDING";
 
 /// Orders in DynamoDB.
 #[derive(Debug, Clone)]
@@ -53,6 +59,10 @@ impl DynamoOrders {
         item.insert(SK.into(), s(ORDER.sk));
         item.insert(GSI1_PK.into(), s(dynamo::owner_pk(&order.customer_id)));
         item.insert(GSI1_SK.into(), s(customer_sort_key(order)));
+        if order.status == Status::Pending {
+            item.insert(PENDING_PK.into(), s(PENDING));
+            item.insert(PENDING_SK.into(), s(customer_sort_key(order)));
+        }
         Ok(item)
     }
 
@@ -101,43 +111,50 @@ impl OrderRepository for DynamoOrders {
         })
     }
 
+    async fn pending_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, RepositoryError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PENDING_INDEX)
+            .key_condition_expression("#pk = :pk AND #sk < :cutoff")
+            .expression_attribute_names("#pk", PENDING_PK)
+            .expression_attribute_names("#sk", PENDING_SK)
+            .expression_attribute_values(":pk", s(PENDING))
+            .expression_attribute_values(":cutoff", s(kit::page::sort_key(cutoff, "")))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| item.get(PK)?.as_s().ok()?.strip_prefix(ORDER.pk_prefix))
+            .filter_map(OrderId::parse)
+            .collect())
+    }
+
     async fn insert(
         &self,
         order: &Order,
         events: &[Envelope],
         idempotency: Option<&IdempotentResponse>,
     ) -> Result<(), RepositoryError> {
-        let mut items = vec![
-            dynamo::put(
-                &self.table,
-                Self::item(order)?,
-                "attribute_not_exists(pk)",
-                &[],
-            )
-            .map_err(unavailable)?,
-        ];
-        items.extend(outbox::puts(&self.table, events).map_err(unavailable)?);
-        if let Some(stored) = idempotency {
-            items.push(
-                idempotency::put_completed(
-                    &self.table,
-                    &stored.key,
-                    &stored.fingerprint,
-                    &stored.response,
-                    idempotency::HTTP_TTL,
-                    chrono::Utc::now().timestamp(),
-                )
-                .map_err(unavailable)?,
-            );
-        }
-        let idempotency_index = items.len() - 1;
-        match dynamo::transact(&self.client, items).await {
+        let now = chrono::Utc::now().timestamp();
+        let record = idempotency.map(|r| (&r.key, r.fingerprint.as_str(), &r.response));
+        let change = Transaction::new(&self.table)
+            .create(Self::item(order)?)
+            .and_then(|t| t.publish(events))
+            .and_then(|t| t.idempotency(record, idempotency::HTTP_TTL, now))
+            .map_err(unavailable)?;
+        match change.commit(&self.client).await {
             Ok(()) => Ok(()),
-            Err(TransactError::ConditionFailed { failed })
-                if idempotency.is_some() && failed.contains(&idempotency_index) =>
-            {
-                Err(RepositoryError::IdempotencyKeyTaken)
-            }
+            Err(CommitError::IdempotencyKeyTaken) => Err(RepositoryError::IdempotencyKeyTaken),
+            Err(CommitError::Concurrent) => Err(RepositoryError::Conflict),
             Err(error) => Err(unavailable(error)),
         }
     }
@@ -149,38 +166,18 @@ impl OrderRepository for DynamoOrders {
         events: &[Envelope],
         processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
-        let expected = i64::try_from(expected_version).map_err(unavailable)?;
-        let mut items = vec![
-            dynamo::put(
-                &self.table,
-                Self::item(order)?,
-                "version = :expected",
-                &[(":expected", n(expected))],
-            )
-            .map_err(unavailable)?,
-        ];
-        items.extend(outbox::puts(&self.table, events).map_err(unavailable)?);
-        if let Some(event_id) = processed_event {
-            items.push(
-                idempotency::put_processed(
-                    &self.table,
-                    PROCESSED_SCOPE,
-                    event_id,
-                    chrono::Utc::now().timestamp(),
-                )
-                .map_err(unavailable)?,
-            );
-        }
-        let marker_index = items.len() - 1;
-        match dynamo::transact(&self.client, items).await {
+        let now = chrono::Utc::now().timestamp();
+        let change = Transaction::new(&self.table)
+            .update(Self::item(order)?, expected_version)
+            .and_then(|t| t.publish(events))
+            .and_then(|t| t.processed(PROCESSED_SCOPE, processed_event, now))
+            .map_err(unavailable)?;
+        match change.commit(&self.client).await {
             Ok(()) => Ok(()),
-            Err(TransactError::ConditionFailed { failed }) if failed.contains(&0) => {
+            Err(CommitError::AlreadyProcessed) => Err(RepositoryError::AlreadyProcessed),
+            // Changed since read, or being written right now: read again and retry.
+            Err(CommitError::EntityChanged | CommitError::Concurrent) => {
                 Err(RepositoryError::VersionConflict)
-            }
-            Err(TransactError::ConditionFailed { failed })
-                if processed_event.is_some() && failed.contains(&marker_index) =>
-            {
-                Err(RepositoryError::AlreadyProcessed)
             }
             Err(error) => Err(unavailable(error)),
         }

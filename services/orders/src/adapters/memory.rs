@@ -6,6 +6,7 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
+use chrono::{DateTime, Utc};
 use kit::{
     events::Envelope,
     idempotency::{self, MemoryIdempotency, Record},
@@ -13,7 +14,7 @@ use kit::{
 
 use super::customer_sort_key;
 use crate::{
-    domain::{CustomerId, Order, OrderId},
+    domain::{CustomerId, Order, OrderId, Status},
     ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
 };
 
@@ -62,6 +63,25 @@ impl OrderRepository for MemoryOrders {
             .collect();
         let (orders, next) = kit::page::in_memory(mine, limit, after);
         Ok(Page { orders, next })
+    }
+
+    async fn pending_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, RepositoryError> {
+        let state = self.state();
+        let mut due: Vec<&Order> = state
+            .orders
+            .values()
+            .filter(|o| o.status == Status::Pending && o.created_at < cutoff)
+            .collect();
+        due.sort_by_key(|o| (o.created_at, o.id.as_str().to_owned()));
+        Ok(due
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|o| o.id.clone())
+            .collect())
     }
 
     async fn insert(

@@ -51,6 +51,10 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
     /// Incremented by every saved change; writes are conditional on it.
     pub version: u64,
+    /// The correlation id of the order's saga, so a change made outside it (the saga
+    /// timeout) publishes its event in the same saga.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
 }
 
 impl Order {
@@ -73,6 +77,7 @@ impl Order {
             created_at: now,
             updated_at: now,
             version: 1,
+            correlation_id: None,
         };
         let event = Event::OrderPlaced(OrderPlaced {
             order_id: order.id.to_string(),
@@ -103,32 +108,66 @@ impl Order {
         }))
     }
 
-    /// PENDING or CONFIRMED → CANCELLED. A confirmed order's payment gets refunded by
-    /// payments when it sees the OrderCancelled event.
-    pub fn cancel(
+    /// PENDING or CONFIRMED → CANCELLED at the customer's request. Payments voids or refunds
+    /// the payment when it sees the OrderCancelled event.
+    pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<Event, TransitionError> {
+        self.close("cancel", &[Status::Pending, Status::Confirmed])?;
+        Ok(self.cancelled(CancellationReason::CustomerRequested, None, now))
+    }
+
+    /// PENDING → CANCELLED because the payment was declined. Only a pending order's payment
+    /// is in question: a decline never cancels a confirmed order.
+    pub fn decline(
+        &mut self,
+        detail: String,
+        now: DateTime<Utc>,
+    ) -> Result<Event, TransitionError> {
+        self.close("decline", &[Status::Pending])?;
+        Ok(self.cancelled(CancellationReason::PaymentDeclined, Some(detail), now))
+    }
+
+    /// PENDING → CANCELLED because the payment did not settle within the saga timeout.
+    /// Payments voids anything it may hold when it sees the OrderCancelled event.
+    pub fn time_out(&mut self, now: DateTime<Utc>) -> Result<Event, TransitionError> {
+        self.close("time out", &[Status::Pending])?;
+        Ok(self.cancelled(CancellationReason::PaymentTimeout, None, now))
+    }
+
+    /// Whether a payment event names this order's customer and total (a forged or misrouted
+    /// event does not).
+    pub fn matches(&self, customer_id: &str, amount: Money) -> bool {
+        self.customer_id.as_str() == customer_id && self.total == amount
+    }
+
+    fn close(&self, action: &'static str, from: &[Status]) -> Result<(), TransitionError> {
+        if from.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(TransitionError {
+                action,
+                from: self.status,
+            })
+        }
+    }
+
+    fn cancelled(
         &mut self,
         reason: CancellationReason,
         detail: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<Event, TransitionError> {
-        if self.status == Status::Cancelled {
-            return Err(TransitionError {
-                action: "cancel",
-                from: self.status,
-            });
-        }
+    ) -> Event {
         self.status = Status::Cancelled;
         self.cancellation_reason = Some(reason);
         self.cancellation_detail.clone_from(&detail);
         self.touch(now);
-        Ok(Event::OrderCancelled(OrderCancelled {
+        Event::OrderCancelled(OrderCancelled {
             order_id: self.id.to_string(),
             customer_id: self.customer_id.as_str().to_owned(),
             total: self.total,
             reason,
             detail,
             cancelled_at: now,
-        }))
+        })
     }
 
     fn touch(&mut self, now: DateTime<Utc>) {
@@ -187,37 +226,45 @@ mod tests {
     fn pending_and_confirmed_orders_can_be_cancelled_but_not_twice() {
         let mut order = pending();
         order.confirm(Utc::now()).unwrap();
-        let Ok(Event::OrderCancelled(cancelled)) =
-            order.cancel(CancellationReason::CustomerRequested, None, Utc::now())
-        else {
+        let Ok(Event::OrderCancelled(cancelled)) = order.cancel(Utc::now()) else {
             panic!("expected OrderCancelled")
         };
         assert_eq!(cancelled.reason, CancellationReason::CustomerRequested);
-        assert!(
-            order
-                .cancel(CancellationReason::CustomerRequested, None, Utc::now())
-                .is_err()
-        );
+        assert!(order.cancel(Utc::now()).is_err());
         let mut other = pending();
         other
-            .cancel(
-                CancellationReason::PaymentDeclined,
-                Some("insufficient funds".into()),
-                Utc::now(),
-            )
+            .decline("insufficient funds".into(), Utc::now())
             .unwrap();
         assert_eq!(
             other.cancellation_detail.as_deref(),
             Some("insufficient funds")
+        );
+        assert_eq!(
+            other.cancellation_reason,
+            Some(CancellationReason::PaymentDeclined)
         );
     }
 
     #[test]
     fn a_cancelled_order_cannot_be_confirmed() {
         let mut order = pending();
-        order
-            .cancel(CancellationReason::CustomerRequested, None, Utc::now())
-            .unwrap();
+        order.cancel(Utc::now()).unwrap();
         assert!(order.confirm(Utc::now()).is_err());
+    }
+
+    #[test]
+    fn only_a_pending_order_can_be_declined_or_timed_out() {
+        let mut confirmed = pending();
+        confirmed.confirm(Utc::now()).unwrap();
+        assert!(confirmed.decline("late".into(), Utc::now()).is_err());
+        assert!(confirmed.time_out(Utc::now()).is_err());
+        assert_eq!(confirmed.status, Status::Confirmed);
+
+        let mut stuck = pending();
+        let Ok(Event::OrderCancelled(cancelled)) = stuck.time_out(Utc::now()) else {
+            panic!("expected OrderCancelled")
+        };
+        assert_eq!(cancelled.reason, CancellationReason::PaymentTimeout);
+        assert_eq!(stuck.status, Status::Cancelled);
     }
 }

@@ -1,11 +1,14 @@
 //! The orders events function: payment outcomes move orders forward.
 //! PaymentAuthorized → CONFIRMED + OrderConfirmed; PaymentDeclined → CANCELLED +
-//! OrderCancelled. Each event is applied once (a processed marker commits with the change);
-//! an illegal transition is logged and acknowledged, never retried forever.
+//! OrderCancelled, only for a PENDING order. Each event is applied once (a processed marker
+//! commits with the change); an illegal transition is logged and acknowledged, never retried
+//! forever. An event whose customer or amount does not match the order is refused (it is
+//! retried, then lands in the DLQ where an alarm sees it), and changes nothing.
 
 use chrono::Utc;
 use kit::{
-    events::{CancellationReason, Envelope, Event},
+    events::{Envelope, Event},
+    money::Money,
     sqs::Message,
 };
 
@@ -25,6 +28,11 @@ pub enum ConsumerError {
     UnknownOrder(String),
     #[error("order {0} kept changing while applying the event")]
     Contention(String),
+    #[error("the {event_type} of order {order_id} does not match the order (customer or amount)")]
+    Mismatch {
+        event_type: String,
+        order_id: String,
+    },
     #[error("cannot build the outgoing event")]
     Contract(#[from] kit::events::ContractError),
     #[error(transparent)]
@@ -40,18 +48,16 @@ pub async fn handle<R: OrderRepository>(orders: &R, message: Message) -> Result<
     }
     match &message.event {
         Event::PaymentAuthorized(paid) => {
-            transition(orders, &message.envelope, &paid.order_id, |order| {
+            let about = Payment::of(&paid.order_id, &paid.customer_id, paid.amount);
+            transition(orders, &message.envelope, about, |order| {
                 order.confirm(Utc::now())
             })
             .await
         }
         Event::PaymentDeclined(declined) => {
-            transition(orders, &message.envelope, &declined.order_id, |order| {
-                order.cancel(
-                    CancellationReason::PaymentDeclined,
-                    Some(declined.reason.clone()),
-                    Utc::now(),
-                )
+            let about = Payment::of(&declined.order_id, &declined.customer_id, declined.amount);
+            transition(orders, &message.envelope, about, |order| {
+                order.decline(declined.reason.clone(), Utc::now())
             })
             .await
         }
@@ -65,16 +71,34 @@ pub async fn handle<R: OrderRepository>(orders: &R, message: Message) -> Result<
     }
 }
 
+/// What a payment event says about an order.
+struct Payment<'a> {
+    order_id: &'a str,
+    customer_id: &'a str,
+    amount: Money,
+}
+
+impl<'a> Payment<'a> {
+    fn of(order_id: &'a str, customer_id: &'a str, amount: Money) -> Self {
+        Payment {
+            order_id,
+            customer_id,
+            amount,
+        }
+    }
+}
+
 async fn transition<R, F>(
     orders: &R,
     cause: &Envelope,
-    order_id: &str,
+    payment: Payment<'_>,
     apply: F,
 ) -> Result<(), ConsumerError>
 where
     R: OrderRepository,
     F: Fn(&mut Order) -> Result<Event, TransitionError>,
 {
+    let order_id = payment.order_id;
     let id =
         OrderId::parse(order_id).ok_or_else(|| ConsumerError::UnknownOrder(order_id.to_owned()))?;
     let event_id = cause.id.to_string();
@@ -83,6 +107,13 @@ where
             .get(&id)
             .await?
             .ok_or_else(|| ConsumerError::UnknownOrder(order_id.to_owned()))?;
+        if !order.matches(payment.customer_id, payment.amount) {
+            tracing::error!(order_id, event_type = %cause.event_type, "payment event does not match the order: refused");
+            return Err(ConsumerError::Mismatch {
+                event_type: cause.event_type.clone(),
+                order_id: order_id.to_owned(),
+            });
+        }
         let expected = order.version;
         let event = match apply(&mut order) {
             Ok(event) => event,

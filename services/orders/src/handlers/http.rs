@@ -150,12 +150,13 @@ async fn place<R: OrderRepository>(
     };
 
     let now = Utc::now();
-    let (order, event) = Order::place(
+    let (mut order, event) = Order::place(
         OrderId::generate(),
         CustomerId::new(&caller.sub),
         new_order,
         now,
     );
+    order.correlation_id = Some(meta.correlation_id.clone());
     let envelope = event_envelope(&event, meta, now)?;
     let body = serde_json::to_value(OrderView::from(&order)).map_err(ApiError::internal)?;
     let stored = idempotency.map(|(key, fingerprint)| IdempotentResponse {
@@ -178,6 +179,11 @@ async fn place<R: OrderRepository>(
                     ApiError::Conflict("a request with this Idempotency-Key is in progress".into())
                 })?;
             return replay(&record, &stored.fingerprint);
+        }
+        Err(RepositoryError::Conflict) => {
+            return Err(ApiError::Conflict(
+                "a concurrent request was placing this order; retry".into(),
+            ));
         }
         Err(error) => return Err(unavailable(error)),
     }
@@ -284,14 +290,12 @@ async fn cancel<R: OrderRepository>(
         let mut order = visible_order(orders, matched, caller, false).await?;
         let expected = order.version;
         let now = Utc::now();
-        let event = order
-            .cancel(CancellationReason::CustomerRequested, None, now)
-            .map_err(|e| {
-                ApiError::Conflict(format!(
-                    "the order is {} and cannot be cancelled",
-                    e.from.as_str()
-                ))
-            })?;
+        let event = order.cancel(now).map_err(|e| {
+            ApiError::Conflict(format!(
+                "the order is {} and cannot be cancelled",
+                e.from.as_str()
+            ))
+        })?;
         let envelope = event_envelope(&event, meta, now)?;
         match orders.update(&order, expected, &[envelope], None).await {
             Ok(()) => {

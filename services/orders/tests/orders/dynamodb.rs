@@ -15,11 +15,19 @@ use serde_json::json;
 
 use crate::helpers::order_body;
 
+/// The orders table's sparse index of PENDING orders, as in infra/template.yaml.
+pub const PENDING: testkit::Index = testkit::Index {
+    name: orders::adapters::dynamodb::PENDING_INDEX,
+    pk: orders::adapters::dynamodb::PENDING_PK,
+    sk: orders::adapters::dynamodb::PENDING_SK,
+    keys_only: true,
+};
+
 pub async fn table() -> (aws_sdk_dynamodb::Client, String) {
     let config = testkit::sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = testkit::unique("orders");
-    testkit::create_service_table(&client, &table).await;
+    testkit::create_service_table_with(&client, &table, &[PENDING]).await;
     (client, table)
 }
 

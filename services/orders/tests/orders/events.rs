@@ -165,7 +165,11 @@ async fn a_payment_declined_for_a_confirmed_order_leaves_it_confirmed() {
     // Only a PENDING order can be declined: a confirmed order's payment is not in question.
     let _ = handle(&orders, message(&declined(&id))).await;
     assert_eq!(status(&orders, &id).await, Status::Confirmed);
-    assert_eq!(orders.outbox().len(), 2, "OrderPlaced and OrderConfirmed only");
+    assert_eq!(
+        orders.outbox().len(),
+        2,
+        "OrderPlaced and OrderConfirmed only"
+    );
 }
 
 #[tokio::test]

@@ -7,9 +7,11 @@
     unreachable_pub
 )]
 
+mod contract;
 mod dynamodb;
 mod events;
 mod helpers;
 mod http;
 mod openapi;
 mod outbox_delivery;
+mod timeout;

@@ -9,10 +9,9 @@ use aws_sdk_dynamodb::{
     Client, error::SdkError, operation::put_item::PutItemError, types::AttributeValue,
 };
 use kit::{
-    dynamo::{self, GSI1_PK, GSI1_SK, PK, SK, TransactError, n, s},
+    dynamo::{self, CommitError, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
     idempotency::{self, IdempotencyStore},
-    outbox,
 };
 
 use crate::{
@@ -41,11 +40,10 @@ fn payment_pk(order_id: &OrderId) -> AttributeValue {
 }
 
 fn ledger_key(operation: Operation, key: &str) -> [(&'static str, AttributeValue); 2] {
-    let sk = match operation {
-        Operation::Charge => "CHARGE",
-        Operation::Refund => "REFUND",
-    };
-    [(PK, s(format!("CHARGE#{key}"))), (SK, s(sk))]
+    [
+        (PK, s(format!("CHARGE#{key}"))),
+        (SK, s(operation.as_str().to_ascii_uppercase())),
+    ]
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -73,38 +71,15 @@ impl DynamoPayments {
         Ok(item)
     }
 
-    /// Writes `payment` (under `condition`) with its events and the event's processed marker,
-    /// all or nothing; `on_payment` is the error when the payment's condition fails.
-    async fn write(
-        &self,
-        payment: &Payment,
-        (condition, values): (&str, &[(&str, AttributeValue)]),
-        events: &[Envelope],
-        processed_event: &str,
-        on_payment: RepositoryError,
-    ) -> Result<(), RepositoryError> {
-        let mut items = vec![
-            dynamo::put(&self.table, Self::item(payment)?, condition, values)
-                .map_err(unavailable)?,
-        ];
-        items.extend(outbox::puts(&self.table, events).map_err(unavailable)?);
-        items.push(
-            idempotency::put_processed(
-                &self.table,
-                PROCESSED_SCOPE,
-                processed_event,
-                chrono::Utc::now().timestamp(),
-            )
-            .map_err(unavailable)?,
-        );
-        let marker = items.len() - 1;
-        match dynamo::transact(&self.client, items).await {
+    /// The outcome of a committed change, in the port's words.
+    fn committed(result: Result<(), CommitError>) -> Result<(), RepositoryError> {
+        match result {
             Ok(()) => Ok(()),
-            Err(TransactError::ConditionFailed { failed }) if failed.contains(&marker) => {
-                Err(RepositoryError::AlreadyProcessed)
-            }
-            Err(TransactError::ConditionFailed { failed }) if failed.contains(&0) => {
-                Err(on_payment)
+            Err(CommitError::AlreadyProcessed) => Err(RepositoryError::AlreadyProcessed),
+            Err(CommitError::EntityExists) => Err(RepositoryError::PaymentExists),
+            // Changed since read, or being written right now: read again and retry.
+            Err(CommitError::EntityChanged | CommitError::Concurrent) => {
+                Err(RepositoryError::VersionConflict)
             }
             Err(error) => Err(unavailable(error)),
         }
@@ -141,17 +116,15 @@ impl PaymentRepository for DynamoPayments {
         &self,
         payment: &Payment,
         events: &[Envelope],
-        processed_event: &str,
+        processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
-        let condition = ("attribute_not_exists(pk)", &[][..]);
-        self.write(
-            payment,
-            condition,
-            events,
-            processed_event,
-            RepositoryError::PaymentExists,
-        )
-        .await
+        let now = chrono::Utc::now().timestamp();
+        let change = Transaction::new(&self.table)
+            .create(Self::item(payment)?)
+            .and_then(|t| t.publish(events))
+            .and_then(|t| t.processed(PROCESSED_SCOPE, processed_event, now))
+            .map_err(unavailable)?;
+        Self::committed(change.commit(&self.client).await)
     }
 
     async fn update(
@@ -159,18 +132,15 @@ impl PaymentRepository for DynamoPayments {
         payment: &Payment,
         expected_version: u64,
         events: &[Envelope],
-        processed_event: &str,
+        processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
-        let expected = i64::try_from(expected_version).map_err(unavailable)?;
-        let values = [(":expected", n(expected))];
-        self.write(
-            payment,
-            ("version = :expected", &values),
-            events,
-            processed_event,
-            RepositoryError::VersionConflict,
-        )
-        .await
+        let now = chrono::Utc::now().timestamp();
+        let change = Transaction::new(&self.table)
+            .update(Self::item(payment)?, expected_version)
+            .and_then(|t| t.publish(events))
+            .and_then(|t| t.processed(PROCESSED_SCOPE, processed_event, now))
+            .map_err(unavailable)?;
+        Self::committed(change.commit(&self.client).await)
     }
 
     async fn is_processed(&self, event_id: &str) -> Result<bool, RepositoryError> {

@@ -39,7 +39,7 @@ impl MemoryPayments {
     }
 
     /// How many ledger entries of `operation` exist for `key`.
-    fn count(&self, operation: Operation, key: &str) -> usize {
+    pub fn count(&self, operation: Operation, key: &str) -> usize {
         self.state()
             .ledger
             .iter()
@@ -57,24 +57,44 @@ impl MemoryPayments {
         self.count(Operation::Refund, key)
     }
 
+    /// Whether the simulator holds money for `key`: an approved authorization neither
+    /// captured nor voided.
+    pub fn held(&self, key: &str) -> bool {
+        let state = self.state();
+        let has = |operation: Operation| {
+            state
+                .ledger
+                .iter()
+                .any(|e| e.operation == operation && e.key == key && e.decline_reason.is_none())
+        };
+        has(Operation::Charge) && !has(Operation::Capture) && !has(Operation::Void)
+    }
+
+    /// Whether the simulator took money for `key`: captured and not refunded.
+    pub fn captured(&self, key: &str) -> bool {
+        self.count(Operation::Capture, key) > 0 && self.refunds(key) == 0
+    }
+
     /// Writes `payment` with its events and the event's processed marker if `holds` accepts
     /// the current payment — all or nothing, like the DynamoDB transaction.
     fn write(
         &self,
         payment: &Payment,
         events: &[Envelope],
-        processed_event: &str,
+        processed_event: Option<&str>,
         holds: impl FnOnce(Option<&Payment>) -> bool,
         on_payment: RepositoryError,
     ) -> Result<(), RepositoryError> {
         let mut state = self.state();
-        if state.processed.contains(processed_event) {
+        if processed_event.is_some_and(|id| state.processed.contains(id)) {
             return Err(RepositoryError::AlreadyProcessed);
         }
         if !holds(state.payments.get(&payment.order_id)) {
             return Err(on_payment);
         }
-        state.processed.insert(processed_event.to_owned());
+        if let Some(id) = processed_event {
+            state.processed.insert(id.to_owned());
+        }
         state
             .payments
             .insert(payment.order_id.clone(), payment.clone());
@@ -92,7 +112,7 @@ impl PaymentRepository for MemoryPayments {
         &self,
         payment: &Payment,
         events: &[Envelope],
-        processed_event: &str,
+        processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
         let absent = |current: Option<&Payment>| current.is_none();
         self.write(
@@ -109,7 +129,7 @@ impl PaymentRepository for MemoryPayments {
         payment: &Payment,
         expected_version: u64,
         events: &[Envelope],
-        processed_event: &str,
+        processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
         let unchanged =
             |current: Option<&Payment>| current.map(|p| p.version) == Some(expected_version);

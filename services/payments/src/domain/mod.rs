@@ -5,4 +5,4 @@ mod simulator;
 
 pub use kit::ids::{CustomerId, OrderId};
 pub use payment::{ChargeOutcome, Payment, Status, TransitionError, payment_id};
-pub use simulator::{CardToken, Decision, UNKNOWN_TOKEN_REASON};
+pub use simulator::{CardToken, Decision, Operation, UNKNOWN_TOKEN_REASON};

@@ -10,7 +10,7 @@ use payments::{
     ports::{ChargeLedger, Operation, PaymentRepository, RepositoryError},
 };
 
-use crate::helpers::{cancelled, message, placed, redelivered};
+use crate::helpers::{cancelled, confirmed, message, placed, redelivered};
 
 struct Table {
     client: Client,
@@ -89,16 +89,33 @@ async fn a_charge_commits_the_payment_its_outbox_record_and_the_marker_and_a_dup
             .unwrap()
     );
 
+    let confirm = message(&confirmed(&order), 1);
+    table.deliver(confirm.clone()).await.unwrap();
+    table.deliver(redelivered(&confirm)).await.unwrap();
     let cancel = message(&cancelled(&order), 1);
     table.deliver(cancel.clone()).await.unwrap();
     table.deliver(redelivered(&cancel)).await.unwrap();
     let payment = table.payments.get(&order).await.unwrap().unwrap();
     assert_eq!(payment.status, Status::Refunded);
     assert_eq!(
-        payment.version, 2,
-        "one refund for a twice-delivered OrderCancelled"
+        payment.version, 4,
+        "AUTHORIZING, AUTHORIZED, one capture and one refund for twice-delivered events"
     );
     assert_eq!(table.keys("OUTBOX#").await.len(), 2);
+    let mut ledger = table.keys("CHARGE#").await;
+    ledger.dedup();
+    assert_eq!(ledger, [format!("CHARGE#{order}")]);
+    for operation in [Operation::Charge, Operation::Capture, Operation::Refund] {
+        assert!(
+            table
+                .payments
+                .find(operation, order.as_str())
+                .await
+                .unwrap()
+                .is_some(),
+            "{operation:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -114,7 +131,7 @@ async fn a_write_whose_event_was_already_processed_commits_nothing() {
     payment.order_id = second.clone();
     let result = table
         .payments
-        .insert(&payment, &[], &incoming.envelope.id.to_string())
+        .insert(&payment, &[], Some(&incoming.envelope.id.to_string()))
         .await;
     assert!(
         matches!(result, Err(RepositoryError::AlreadyProcessed)),
@@ -124,7 +141,10 @@ async fn a_write_whose_event_was_already_processed_commits_nothing() {
 
     // And a second payment for the same order fails on the payment itself.
     let again = table.payments.get(&first).await.unwrap().unwrap();
-    let result = table.payments.insert(&again, &[], "another-event").await;
+    let result = table
+        .payments
+        .insert(&again, &[], Some("another-event"))
+        .await;
     assert!(
         matches!(result, Err(RepositoryError::PaymentExists)),
         "{result:?}"

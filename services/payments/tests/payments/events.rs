@@ -9,10 +9,10 @@ use kit::{
 use payments::{
     domain::{Status, payment_id},
     handlers::events::ConsumerError,
-    ports::{PaymentRepository, ProviderError},
+    ports::{Operation, PaymentRepository, ProviderError},
 };
 
-use crate::helpers::{CUSTOMER, app, cancelled, eur, message, placed, redelivered};
+use crate::helpers::{CUSTOMER, app, cancelled, confirmed, eur, message, placed, redelivered};
 
 async fn status(app: &crate::helpers::App, order: &OrderId) -> Option<Status> {
     app.store.get(order).await.unwrap().map(|p| p.status)
@@ -83,7 +83,7 @@ async fn a_flaky_card_fails_its_first_deliveries_then_is_charged_exactly_once() 
             matches!(error, ConsumerError::Provider(ProviderError::Transient(_))),
             "{error}"
         );
-        assert_eq!(status(&app, &order).await, None);
+        assert_eq!(status(&app, &order).await, Some(Status::Authorizing));
         assert!(app.published().is_empty());
     }
     app.deliver(third.clone()).await.unwrap();
@@ -103,7 +103,7 @@ async fn an_unavailable_provider_is_an_error_on_every_delivery_so_the_message_re
         assert!(app.deliver(delivery.clone()).await.is_err());
         delivery = redelivered(&delivery);
     }
-    assert_eq!(status(&app, &order).await, None);
+    assert_eq!(status(&app, &order).await, Some(Status::Authorizing));
     assert_eq!(app.store.charges(order.as_str()), 0);
     assert!(app.published().is_empty());
 }
@@ -149,18 +149,58 @@ async fn a_duplicate_order_placed_charges_once_and_publishes_once() {
 }
 
 #[tokio::test]
-async fn an_order_cancelled_after_authorization_is_refunded_and_publishes_payment_refunded() {
+async fn an_order_cancelled_before_capture_is_voided_once_and_holds_nothing() {
     let app = app();
     let order = OrderId::generate();
     app.deliver(message(&placed(&order, "tok_approve"), 1))
         .await
         .unwrap();
+    assert!(app.store.held(order.as_str()));
+    let cancel = message(&cancelled(&order), 1);
+    app.deliver(cancel.clone()).await.unwrap();
+    app.deliver(redelivered(&cancel)).await.unwrap();
+
+    assert_eq!(status(&app, &order).await, Some(Status::Voided));
+    assert!(!app.store.held(order.as_str()));
+    assert_eq!(app.store.count(Operation::Void, order.as_str()), 1);
+    assert_eq!(app.store.refunds(order.as_str()), 0);
+    let types: Vec<String> = app.published().into_iter().map(|e| e.event_type).collect();
+    assert_eq!(types, ["PaymentAuthorized"]);
+}
+
+#[tokio::test]
+async fn a_confirmed_order_is_captured_once() {
+    let app = app();
+    let order = OrderId::generate();
+    app.deliver(message(&placed(&order, "tok_approve"), 1))
+        .await
+        .unwrap();
+    let confirm = message(&confirmed(&order), 1);
+    app.deliver(confirm.clone()).await.unwrap();
+    app.deliver(redelivered(&confirm)).await.unwrap();
+    app.deliver(message(&confirmed(&order), 1)).await.unwrap();
+
+    assert_eq!(status(&app, &order).await, Some(Status::Captured));
+    assert_eq!(app.store.count(Operation::Capture, order.as_str()), 1);
+    assert!(app.store.captured(order.as_str()));
+    assert!(!app.store.held(order.as_str()));
+}
+
+#[tokio::test]
+async fn a_confirmed_order_cancelled_later_is_refunded_and_publishes_payment_refunded() {
+    let app = app();
+    let order = OrderId::generate();
+    app.deliver(message(&placed(&order, "tok_approve"), 1))
+        .await
+        .unwrap();
+    app.deliver(message(&confirmed(&order), 1)).await.unwrap();
     let cancel = message(&cancelled(&order), 1);
     app.deliver(cancel.clone()).await.unwrap();
     app.deliver(redelivered(&cancel)).await.unwrap();
 
     assert_eq!(status(&app, &order).await, Some(Status::Refunded));
     assert_eq!(app.store.refunds(order.as_str()), 1);
+    assert!(!app.store.captured(order.as_str()));
     let published = app.published();
     let types: Vec<&str> = published.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["PaymentAuthorized", "PaymentRefunded"]);
@@ -172,6 +212,80 @@ async fn an_order_cancelled_after_authorization_is_refunded_and_publishes_paymen
         published[1].decode(),
         Ok(Event::PaymentRefunded(refunded)) if refunded.amount == eur(2500)
     ));
+}
+
+#[tokio::test]
+async fn a_confirmation_that_arrives_after_the_cancellation_captures_nothing() {
+    let app = app();
+    let order = OrderId::generate();
+    app.deliver(message(&placed(&order, "tok_approve"), 1))
+        .await
+        .unwrap();
+    app.deliver(message(&cancelled(&order), 1)).await.unwrap();
+    app.deliver(message(&confirmed(&order), 1)).await.unwrap();
+
+    assert_eq!(status(&app, &order).await, Some(Status::Voided));
+    assert_eq!(app.store.count(Operation::Capture, order.as_str()), 0);
+}
+
+#[tokio::test]
+async fn a_capture_void_or_refund_that_fails_transiently_is_retried_until_it_succeeds() {
+    for (token, steps) in [
+        ("tok_flaky_capture_2", &["confirm"][..]),
+        ("tok_flaky_void_2", &["cancel"][..]),
+        ("tok_flaky_refund_2", &["confirm", "cancel"][..]),
+    ] {
+        let app = app();
+        let order = OrderId::generate();
+        app.deliver(message(&placed(&order, token), 1))
+            .await
+            .unwrap();
+        for step in steps {
+            let event = if *step == "confirm" {
+                confirmed(&order)
+            } else {
+                cancelled(&order)
+            };
+            let mut delivery = message(&event, 1);
+            let mut failures = 0;
+            while app.deliver(delivery.clone()).await.is_err() {
+                failures += 1;
+                assert!(failures <= 2, "{token}: {step} still failing");
+                delivery = redelivered(&delivery);
+            }
+        }
+        let expected = match token {
+            "tok_flaky_capture_2" => Status::Captured,
+            "tok_flaky_void_2" => Status::Voided,
+            _ => Status::Refunded,
+        };
+        assert_eq!(status(&app, &order).await, Some(expected), "{token}");
+        assert!(!app.store.held(order.as_str()), "{token}");
+    }
+}
+
+#[tokio::test]
+async fn an_event_that_does_not_match_the_payment_is_refused_and_changes_nothing() {
+    let app = app();
+    let order = OrderId::generate();
+    app.deliver(message(&placed(&order, "tok_approve"), 1))
+        .await
+        .unwrap();
+    let mut forged = cancelled(&order);
+    if let Event::OrderCancelled(cancel) = &mut forged {
+        cancel.customer_id = "mallory".into();
+    }
+    assert!(matches!(
+        app.deliver(message(&forged, 1)).await,
+        Err(ConsumerError::Mismatch { .. })
+    ));
+    let mut cheaper = confirmed(&order);
+    if let Event::OrderConfirmed(confirm) = &mut cheaper {
+        confirm.total = eur(1);
+    }
+    assert!(app.deliver(message(&cheaper, 1)).await.is_err());
+    assert_eq!(status(&app, &order).await, Some(Status::Authorized));
+    assert!(app.store.held(order.as_str()));
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 use kit::{
-    events::{CancellationReason, Envelope, Event, OrderCancelled, OrderLine, OrderPlaced},
+    events::{
+        CancellationReason, Envelope, Event, OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced,
+    },
     ids::OrderId,
     money::{Currency, Money},
     sqs::Message,
@@ -52,6 +54,15 @@ pub(crate) fn placed(order: &OrderId, card_token: &str) -> Event {
         total: eur(2500),
         card_token: card_token.into(),
         placed_at: Utc::now(),
+    })
+}
+
+pub(crate) fn confirmed(order: &OrderId) -> Event {
+    Event::OrderConfirmed(OrderConfirmed {
+        order_id: order.to_string(),
+        customer_id: CUSTOMER.into(),
+        total: eur(2500),
+        confirmed_at: Utc::now(),
     })
 }
 

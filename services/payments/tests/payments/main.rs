@@ -2,6 +2,7 @@
 //! the in-memory adapters, and the DynamoDB adapter against moto.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod contract;
 mod dynamodb;
 mod events;
 mod faults;
