@@ -1,6 +1,9 @@
 //! Settings of the orders functions, read once at start.
 
-use kit::config::FunctionEnv;
+use kit::{
+    config::FunctionEnv,
+    http::{ADMIN_SCOPE_VAR, CUSTOMER_SCOPE_VAR},
+};
 
 /// The orders table (orders, outbox, idempotency records).
 pub const TABLE_VAR: &str = "ORDERS_TABLE";
@@ -9,7 +12,7 @@ pub const TABLE_VAR: &str = "ORDERS_TABLE";
 pub const FUNCTIONS: &[FunctionEnv] = &[
     FunctionEnv {
         binary: "orders-http",
-        vars: &[TABLE_VAR],
+        vars: &[TABLE_VAR, CUSTOMER_SCOPE_VAR, ADMIN_SCOPE_VAR],
     },
     FunctionEnv {
         binary: "orders-events",
