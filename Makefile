@@ -24,8 +24,8 @@ fmt: ## Format the code
 schemas: ## Regenerate the event JSON Schemas in shared/kit/schemas from the Rust types
 	cargo run -q -p kit --example write-schemas
 
-token: ## Mint a local dev token: make token SUB=alice SCOPES="shop/admin"
-	@cargo run -q -p local-stack -- token --sub "$(or $(SUB),dev-user)" --scopes "$(SCOPES)"
+token: ## Mint a local dev token (customer scope): make token SUB=alice [SCOPES="shop/orders shop/admin"] [NO_SCOPES=1]
+	@cargo run -q -p local-stack -- token --sub "$(or $(SUB),dev-user)" $(if $(SCOPES),--scopes "$(SCOPES)") $(if $(NO_SCOPES),--no-scopes)
 
 build-lambda: setup ## Build every function for Lambda (arm64, release) with cargo-lambda
 	.venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2

@@ -81,7 +81,7 @@ check "transform SAM -> CloudFormation (Stage=dev)" \
   "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.cfn.json"
 check "transform SAM -> CloudFormation (Stage=prod)" \
   "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.prod.cfn.json" --param Stage=prod
-check "transformed: alias live + deployment group + own role per function, orders-http provisioned concurrency" \
+check "transformed: alias live + deployment group with failure alarm + own role per function, route scopes, rules, orders-http provisioned concurrency" \
   "$venv/python" infra/tools/assert_transform.py "$out/template.cfn.json"
 
 for rules in infra/policies/*.guard; do

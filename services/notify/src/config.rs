@@ -1,6 +1,9 @@
 //! Settings of the notify functions, read once at start.
 
-use kit::config::{ConfigError, FunctionEnv, TableConfig};
+use kit::{
+    config::{ConfigError, FunctionEnv, TableConfig},
+    http::{ADMIN_SCOPE_VAR, CUSTOMER_SCOPE_VAR},
+};
 
 /// The notify table (notifications, outbox, processed-event markers).
 pub const TABLE_VAR: &str = "NOTIFY_TABLE";
@@ -9,7 +12,7 @@ pub const TABLE_VAR: &str = "NOTIFY_TABLE";
 pub const FUNCTIONS: &[FunctionEnv] = &[
     FunctionEnv {
         binary: "notify-http",
-        vars: &[TABLE_VAR],
+        vars: &[TABLE_VAR, CUSTOMER_SCOPE_VAR, ADMIN_SCOPE_VAR],
     },
     FunctionEnv {
         binary: "notify-events",

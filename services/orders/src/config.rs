@@ -1,6 +1,9 @@
 //! Settings of the orders functions, read once at start.
 
-use kit::config::{ConfigError, FunctionEnv, parsed_or, required};
+use kit::{
+    config::{ConfigError, FunctionEnv, parsed_or, required},
+    http::{ADMIN_SCOPE_VAR, CUSTOMER_SCOPE_VAR},
+};
 
 /// The orders table (orders, outbox, idempotency records).
 pub const TABLE_VAR: &str = "ORDERS_TABLE";
@@ -14,7 +17,7 @@ pub const DEFAULT_SAGA_TIMEOUT_MINUTES: u32 = 15;
 pub const FUNCTIONS: &[FunctionEnv] = &[
     FunctionEnv {
         binary: "orders-http",
-        vars: &[TABLE_VAR],
+        vars: &[TABLE_VAR, CUSTOMER_SCOPE_VAR, ADMIN_SCOPE_VAR],
     },
     FunctionEnv {
         binary: "orders-events",

@@ -1,6 +1,9 @@
 //! Settings of the payments functions, read once at start.
 
-use kit::config::{ConfigError, FunctionEnv, optional, parsed_or, required};
+use kit::{
+    config::{ConfigError, FunctionEnv, optional, parsed_or, required},
+    http::{ADMIN_SCOPE_VAR, CUSTOMER_SCOPE_VAR},
+};
 
 /// The payments table (payments, simulator ledger, outbox, processed-event markers).
 pub const TABLE_VAR: &str = "PAYMENTS_TABLE";
@@ -14,7 +17,7 @@ pub const SIMULATOR_RECOVERED_VAR: &str = "PAYMENT_SIMULATOR_RECOVERED";
 pub const FUNCTIONS: &[FunctionEnv] = &[
     FunctionEnv {
         binary: "payments-http",
-        vars: &[TABLE_VAR],
+        vars: &[TABLE_VAR, CUSTOMER_SCOPE_VAR, ADMIN_SCOPE_VAR],
     },
     FunctionEnv {
         binary: "payments-events",

@@ -8,10 +8,19 @@ use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext, 
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument;
 
-use crate::{error::ApiError, telemetry};
+use crate::{
+    config::{ConfigError, required},
+    error::ApiError,
+    metrics::{self, Metric},
+    telemetry,
+};
 
-/// The OAuth scope that lets a caller read any customer's resources.
-pub const ADMIN_SCOPE: &str = "shop/admin";
+/// The OAuth scope every route requires (`<AppName>/orders`; the HTTP API's routes require it too).
+pub const CUSTOMER_SCOPE_VAR: &str = "CUSTOMER_SCOPE";
+/// The OAuth scope that lets a caller read any customer's resources (`<AppName>/admin`).
+pub const ADMIN_SCOPE_VAR: &str = "ADMIN_SCOPE";
+/// The variables every HTTP function reads (for its service's `config::FUNCTIONS`).
+pub const ENV_VARS: &[&str] = &[CUSTOMER_SCOPE_VAR, ADMIN_SCOPE_VAR];
 
 /// Header carrying the correlation id in and out.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
@@ -88,18 +97,41 @@ pub fn match_route(routes: &[Route], method: &str, path: &str) -> Result<Matched
     }
 }
 
+/// The OAuth scope names of the API, from the function's configuration: they derive from the
+/// template's `AppName`, so a renamed application keeps working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scopes {
+    /// Required on every request; a token without it is refused (403).
+    pub customer: String,
+    /// Lets a caller read any customer's resources. Admin tokens carry both scopes.
+    pub admin: String,
+}
+
+impl Scopes {
+    /// [`CUSTOMER_SCOPE_VAR`] and [`ADMIN_SCOPE_VAR`]; both required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Scopes {
+            customer: required(CUSTOMER_SCOPE_VAR)?,
+            admin: required(ADMIN_SCOPE_VAR)?,
+        })
+    }
+}
+
 /// The authenticated caller, as the HTTP API's JWT authorizer put it in the request context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The `sub` claim.
     pub sub: String,
-    /// OAuth scopes from the authorizer (`scopes`) or the token's `scope` claim.
+    /// OAuth scopes from the authorizer (`scopes`) and the token's `scope` / `scp` claims.
     pub scopes: Vec<String>,
+    /// Whether the caller has the admin scope.
+    pub admin: bool,
 }
 
 impl Caller {
-    /// The caller of `request`, or 401 when the authorizer left no `sub` claim.
-    pub fn from_request(request: &Request) -> Result<Caller, ApiError> {
+    /// The caller of `request`: 401 when the authorizer left no `sub` claim, 403 when the token
+    /// lacks the customer scope (the HTTP API refuses those already; this holds without it).
+    pub fn from_request(request: &Request, scopes: &Scopes) -> Result<Caller, ApiError> {
         let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
             return Err(ApiError::Unauthorized);
         };
@@ -113,19 +145,37 @@ impl Caller {
             .get("sub")
             .filter(|s| !s.trim().is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let mut scopes: Vec<String> = jwt.scopes.clone().unwrap_or_default();
-        if let Some(claim) = jwt.claims.get("scope") {
-            scopes.extend(claim.split_whitespace().map(str::to_owned));
+        let mut granted: Vec<String> = jwt.scopes.clone().unwrap_or_default();
+        for claim in ["scope", "scp"] {
+            if let Some(value) = jwt.claims.get(claim) {
+                granted.extend(claim_scopes(value));
+            }
         }
+        let has = |scope: &str| granted.iter().any(|s| s == scope);
+        if !has(&scopes.customer) {
+            return Err(ApiError::Forbidden);
+        }
+        let admin = has(&scopes.admin);
         Ok(Caller {
             sub: sub.clone(),
-            scopes,
+            scopes: granted,
+            admin,
         })
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
+}
+
+/// The scopes of a `scope` or `scp` claim as the authorizer passes claims: a space-separated
+/// string, or an array rendered as `[a b]`.
+fn claim_scopes(value: &str) -> impl Iterator<Item = String> + '_ {
+    let value = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(value);
+    value.split_whitespace().map(str::to_owned)
 }
 
 /// What every handler gets besides the request: ids for logs, problems and events.
@@ -168,9 +218,11 @@ fn is_sane_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
-/// Runs `handler` for one request and turns its error into problem+json; sets the
-/// correlation id on the span and on the response.
-pub async fn respond<F, Fut>(request: Request, handler: F) -> Response<Body>
+/// Runs `handler` for one request of `service` and turns its error into problem+json; sets
+/// the correlation id on the span and on the response, and counts the response (and whether
+/// it is a 5xx) per function version: a 500 is a successful invocation, so Lambda's `Errors`
+/// never sees it, and a deployment's rollback alarm watches this count instead.
+pub async fn respond<F, Fut>(service: &str, request: Request, handler: F) -> Response<Body>
 where
     F: FnOnce(Request, RequestMeta) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
@@ -186,6 +238,14 @@ where
     if let Ok(value) = correlation_id.parse() {
         response.headers_mut().insert(CORRELATION_HEADER, value);
     }
+    let server_error = response.status().is_server_error();
+    metrics::emit_per_version(
+        service,
+        &[
+            Metric::count("Responses", 1),
+            Metric::count("Responses5xx", u32::from(server_error)),
+        ],
+    );
     response
 }
 
@@ -293,6 +353,129 @@ mod tests {
             match_route(ROUTES, "GET", "/v1/orders//cancel"),
             Err(ApiError::NotFound(_))
         ));
+    }
+
+    fn scopes() -> Scopes {
+        Scopes {
+            customer: "shop/orders".into(),
+            admin: "shop/admin".into(),
+        }
+    }
+
+    /// An API Gateway v2 request for `GET /v1/orders`.
+    fn request() -> Request {
+        request_with_claims(&serde_json::json!({"sub": "alice", "scope": "shop/orders"}))
+    }
+
+    /// An API Gateway v2 request for `GET /v1/orders` with the authorizer's `claims`.
+    fn request_with_claims(claims: &serde_json::Value) -> Request {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "GET /v1/orders", "rawPath": "/v1/orders",
+            "rawQueryString": "", "headers": {},
+            "requestContext": {
+                "http": {"method": "GET", "path": "/v1/orders", "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1", "userAgent": "test"},
+                "routeKey": "GET /v1/orders", "stage": "$default", "requestId": "r-1",
+                "authorizer": {"jwt": {"claims": claims}}
+            },
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    /// The captured EMF documents holding `metric`.
+    fn with_metric<'a>(docs: &'a [serde_json::Value], metric: &str) -> Vec<&'a serde_json::Value> {
+        docs.iter().filter(|d| d.get(metric).is_some()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_500_response_emits_a_5xx_count_for_the_running_function_version() {
+        crate::metrics::capture::start("shop-dev-orders-http", "7");
+        let response = respond("orders", request(), |_, _| async {
+            Err::<Response<Body>, _>(ApiError::internal(std::io::Error::other("boom")))
+        })
+        .await;
+        let docs = crate::metrics::capture::take();
+        assert_eq!(response.status(), 500);
+        let docs = with_metric(&docs, "Responses5xx");
+        assert_eq!(
+            docs.len(),
+            1,
+            "one EMF document with Responses5xx: {docs:?}"
+        );
+        let doc = docs[0];
+        assert_eq!(doc["Responses5xx"], 1.0);
+        assert_eq!(doc["Responses"], 1.0);
+        assert_eq!(doc["function"], "shop-dev-orders-http");
+        assert_eq!(doc["version"], "7");
+        assert!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(["function", "version"])),
+            "{doc}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_4xx_response_is_counted_but_not_as_a_5xx() {
+        crate::metrics::capture::start("shop-dev-orders-http", "7");
+        let response = respond("orders", request(), |_, _| async {
+            Err::<Response<Body>, _>(ApiError::NotFound("order"))
+        })
+        .await;
+        let docs = crate::metrics::capture::take();
+        assert_eq!(response.status(), 404);
+        let docs = with_metric(&docs, "Responses");
+        assert_eq!(docs.len(), 1, "{docs:?}");
+        assert_eq!(docs[0]["Responses"], 1.0);
+        assert_eq!(docs[0]["Responses5xx"], 0.0);
+    }
+
+    #[test]
+    fn a_token_without_the_customer_scope_is_forbidden() {
+        for claims in [
+            serde_json::json!({"sub": "alice"}),
+            serde_json::json!({"sub": "alice", "scope": "shop/admin"}),
+            serde_json::json!({"sub": "alice", "scope": "shop/orders-extra other/orders"}),
+            serde_json::json!({"sub": "alice", "token_use": "id", "aud": "client"}),
+        ] {
+            let result = Caller::from_request(&request_with_claims(&claims), &scopes());
+            assert!(
+                matches!(result, Err(ApiError::Forbidden)),
+                "{claims}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scopes_come_from_the_scope_or_scp_claim_and_admin_needs_the_configured_admin_scope() {
+        let caller =
+            |claims| Caller::from_request(&request_with_claims(&claims), &scopes()).unwrap();
+        assert!(!caller(serde_json::json!({"sub": "a", "scope": "shop/orders"})).admin);
+        assert!(caller(serde_json::json!({"sub": "a", "scope": "shop/orders shop/admin"})).admin);
+        assert!(caller(serde_json::json!({"sub": "a", "scp": "[shop/orders shop/admin]"})).admin);
+        let renamed = Scopes {
+            customer: "store/orders".into(),
+            admin: "store/admin".into(),
+        };
+        let request = request_with_claims(
+            &serde_json::json!({"sub": "a", "scope": "store/orders store/admin"}),
+        );
+        assert!(Caller::from_request(&request, &renamed).unwrap().admin);
+        let request = request_with_claims(
+            &serde_json::json!({"sub": "a", "scope": "store/orders shop/admin"}),
+        );
+        assert!(!Caller::from_request(&request, &renamed).unwrap().admin);
+    }
+
+    #[test]
+    fn missing_scope_settings_are_named() {
+        // The test process runs outside Lambda: neither variable is set.
+        assert_eq!(
+            Scopes::from_env(),
+            Err(ConfigError::Missing(CUSTOMER_SCOPE_VAR))
+        );
     }
 
     #[test]

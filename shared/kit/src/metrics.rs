@@ -52,14 +52,63 @@ impl Metric {
     }
 }
 
+/// The dimension names of the per-version set (see [`emit_per_version`]).
+pub const FUNCTION_DIMENSION: &str = "function";
+pub const VERSION_DIMENSION: &str = "version";
+
+/// The Lambda function and version this process runs as, from Lambda's
+/// `AWS_LAMBDA_FUNCTION_NAME` and `AWS_LAMBDA_FUNCTION_VERSION` (`$LATEST` when invoked
+/// unqualified, the version number when invoked through an alias such as `live`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionVersion {
+    pub function: String,
+    pub version: String,
+}
+
+impl FunctionVersion {
+    /// This process's function and version, or `None` outside Lambda.
+    pub fn current() -> Option<&'static FunctionVersion> {
+        static CURRENT: std::sync::OnceLock<Option<FunctionVersion>> = std::sync::OnceLock::new();
+        CURRENT
+            .get_or_init(|| {
+                let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok()?;
+                let version = std::env::var("AWS_LAMBDA_FUNCTION_VERSION")
+                    .unwrap_or_else(|_| "$LATEST".into());
+                Some(FunctionVersion { function, version })
+            })
+            .as_ref()
+    }
+}
+
 /// Renders one EMF document: the `service` dimension plus `dimensions`, and `metrics`.
 pub fn render(service: &str, dimensions: &[(&str, &str)], metrics: &[Metric]) -> Value {
+    document(service, dimensions, None, metrics)
+}
+
+/// Renders one EMF document whose metrics are recorded twice: per `service`, and per
+/// `function` and `version`, so that an alarm can watch only the version being deployed.
+pub fn render_per_version(service: &str, running: &FunctionVersion, metrics: &[Metric]) -> Value {
+    document(service, &[], Some(running), metrics)
+}
+
+fn document(
+    service: &str,
+    dimensions: &[(&str, &str)],
+    running: Option<&FunctionVersion>,
+    metrics: &[Metric],
+) -> Value {
     let mut doc = Map::new();
     let mut dimension_names = vec![Value::from("service")];
     doc.insert("service".into(), service.into());
     for (name, value) in dimensions {
         dimension_names.push((*name).into());
         doc.insert((*name).into(), (*value).into());
+    }
+    let mut dimension_sets = vec![Value::from(dimension_names)];
+    if let Some(running) = running {
+        doc.insert(FUNCTION_DIMENSION.into(), running.function.as_str().into());
+        doc.insert(VERSION_DIMENSION.into(), running.version.as_str().into());
+        dimension_sets.push(json!([FUNCTION_DIMENSION, VERSION_DIMENSION]));
     }
     for metric in metrics {
         doc.insert(metric.name.into(), metric.value.into());
@@ -74,7 +123,7 @@ pub fn render(service: &str, dimensions: &[(&str, &str)], metrics: &[Metric]) ->
             "Timestamp": chrono::Utc::now().timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [dimension_names],
+                "Dimensions": dimension_sets,
                 "Metrics": definitions,
             }],
         }),
@@ -85,6 +134,28 @@ pub fn render(service: &str, dimensions: &[(&str, &str)], metrics: &[Metric]) ->
 /// Writes one EMF line to stdout, where Lambda's log capture picks it up. Outside a Lambda
 /// environment (tests) it stays quiet unless `TEST_LOG` is set.
 pub fn emit(service: &str, dimensions: &[(&str, &str)], metrics: &[Metric]) {
+    #[cfg(test)]
+    if capture::record(|_| render(service, dimensions, metrics)) {
+        return;
+    }
+    write(&render(service, dimensions, metrics));
+}
+
+/// Like [`emit`], for the counts that tell whether a function works (responses and 5xx,
+/// messages failed, events not published): in Lambda they are also recorded per function and
+/// version, which is what a deployment's rollback alarm watches.
+pub fn emit_per_version(service: &str, metrics: &[Metric]) {
+    #[cfg(test)]
+    if capture::record(|running| render_per_version(service, running, metrics)) {
+        return;
+    }
+    match FunctionVersion::current() {
+        Some(running) => write(&render_per_version(service, running, metrics)),
+        None => write(&render(service, &[], metrics)),
+    }
+}
+
+fn write(line: &Value) {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let enabled = *ENABLED.get_or_init(|| {
         std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
@@ -93,10 +164,55 @@ pub fn emit(service: &str, dimensions: &[(&str, &str)], metrics: &[Metric]) {
     if !enabled {
         return;
     }
-    let line = render(service, dimensions, metrics);
     let mut out = std::io::stdout().lock();
     // A metric must never fail the invocation: a closed stdout only loses the metric.
     let _ = writeln!(out, "{line}");
+}
+
+/// For kit's unit tests: the EMF documents emitted on this thread, rendered as if the process
+/// ran as a given function version.
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::cell::RefCell;
+
+    use serde_json::Value;
+
+    use super::FunctionVersion;
+
+    thread_local! {
+        static CAPTURE: RefCell<Option<(FunctionVersion, Vec<Value>)>> = const { RefCell::new(None) };
+    }
+
+    /// Starts capturing on this thread, as `function` version `version`.
+    pub(crate) fn start(function: &str, version: &str) {
+        let running = FunctionVersion {
+            function: function.into(),
+            version: version.into(),
+        };
+        CAPTURE.with(|c| *c.borrow_mut() = Some((running, Vec::new())));
+    }
+
+    /// Stops capturing; the documents emitted since [`start`].
+    pub(crate) fn take() -> Vec<Value> {
+        CAPTURE.with(|c| {
+            c.borrow_mut()
+                .take()
+                .map(|(_, docs)| docs)
+                .unwrap_or_default()
+        })
+    }
+
+    /// Records the document `render` makes when capturing; whether it did.
+    pub(crate) fn record(render: impl FnOnce(&FunctionVersion) -> Value) -> bool {
+        CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+            Some((running, docs)) => {
+                let doc = render(running);
+                docs.push(doc);
+                true
+            }
+            None => false,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +242,22 @@ mod tests {
         assert_eq!(doc["service"], "orders");
         assert_eq!(doc["event_type"], "OrderPlaced");
         assert!(doc["_aws"]["Timestamp"].as_i64().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_per_version_document_adds_the_function_and_version_dimension_set() {
+        let running = FunctionVersion {
+            function: "shop-dev-orders-http".into(),
+            version: "7".into(),
+        };
+        let doc = render_per_version("orders", &running, &[Metric::count("Responses5xx", 1)]);
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["service"], ["function", "version"]])
+        );
+        assert_eq!(doc["function"], "shop-dev-orders-http");
+        assert_eq!(doc["version"], "7");
+        assert_eq!(doc["Responses5xx"], 1.0);
     }
 }

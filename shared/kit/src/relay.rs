@@ -170,9 +170,8 @@ pub async fn relay<P: Publisher>(
         tracing::error!(sequence, event_id = %envelope.id, "could not publish; reported as a batch item failure");
     }
     failed.extend(pending.into_iter().map(|(sequence, _)| sequence));
-    metrics::emit(
+    metrics::emit_per_version(
         service,
-        &[],
         &[
             Metric::count("EventsPublished", published),
             Metric::count(
@@ -312,7 +311,9 @@ mod tests {
             .lock()
             .unwrap()
             .push((envelopes[1].id, u32::MAX));
+        crate::metrics::capture::start("shop-dev-notify-relay", "3");
         let response = relay("test", stream_event(&envelopes), &publisher).await;
+        let docs = crate::metrics::capture::take();
         let failed: Vec<_> = response
             .batch_item_failures
             .iter()
@@ -320,5 +321,14 @@ mod tests {
             .collect();
         assert_eq!(failed, ["00001"]);
         assert_eq!(publisher.calls.lock().unwrap().len(), MAX_ATTEMPTS as usize);
+        // What the relay's rollback alarm watches: the count, for this function version.
+        let doc = docs
+            .iter()
+            .find(|d| d.get("EventsNotPublished").is_some())
+            .expect("an EMF document with EventsNotPublished");
+        assert_eq!(doc["EventsNotPublished"], 1.0);
+        assert_eq!(doc["EventsPublished"], 2.0);
+        assert_eq!(doc["function"], "shop-dev-notify-relay");
+        assert_eq!(doc["version"], "3");
     }
 }

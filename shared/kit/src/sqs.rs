@@ -115,9 +115,8 @@ where
         }
     }
     let failed = u32::try_from(failures.len()).unwrap_or(u32::MAX);
-    metrics::emit(
+    metrics::emit_per_version(
         service,
-        &[],
         &[
             Metric::count(
                 "MessagesProcessed",
@@ -195,6 +194,7 @@ mod tests {
             record("m5", &valid_body("o5")),
         ];
         let handled = Mutex::new(Vec::new());
+        crate::metrics::capture::start("shop-dev-notify-events", "5");
         let response = process_batch("test", event, |message: Message| {
             let handled = &handled;
             async move {
@@ -216,6 +216,16 @@ mod tests {
             .collect();
         assert_eq!(failed, ["m2", "m3"]);
         assert_eq!(*handled.lock().unwrap(), ["o1", "o4", "o5"]);
+        // What the consumer's rollback alarm watches: the count, for this function version.
+        let docs = crate::metrics::capture::take();
+        let doc = docs
+            .iter()
+            .find(|d| d.get("MessagesFailed").is_some())
+            .expect("an EMF document with MessagesFailed");
+        assert_eq!(doc["MessagesFailed"], 2.0);
+        assert_eq!(doc["MessagesProcessed"], 3.0);
+        assert_eq!(doc["function"], "shop-dev-notify-events");
+        assert_eq!(doc["version"], "5");
     }
 
     #[test]

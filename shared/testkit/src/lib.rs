@@ -429,6 +429,15 @@ pub async fn create_bus(config: &SdkConfig) -> String {
 
 /// Checks a service's route table against `docs/openapi.yaml`: every (method, path, status)
 /// the router declares is documented, and every documented one under `prefix` is routed.
+/// The scope names the HTTP functions get from the template with its default `AppName`
+/// (`shop`), and that the request fixtures' tokens carry.
+pub fn scopes() -> kit::http::Scopes {
+    kit::http::Scopes {
+        customer: "shop/orders".into(),
+        admin: "shop/admin".into(),
+    }
+}
+
 pub fn assert_routes_documented(routes: &[kit::http::Route], prefix: &str) {
     use std::collections::BTreeSet;
     let path = repo_root().join("docs/openapi.yaml");

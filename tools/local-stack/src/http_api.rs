@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
-use crate::jwt::{JwtKey, claims_as_strings};
+use crate::jwt::{JwtKey, claims_as_strings, token_scopes};
 use crate::report::{Delivery, Reporter, correlation_id};
 use crate::runtime::{FunctionPool, Outcome};
 
@@ -206,11 +206,9 @@ async fn route_request(api: &Arc<Api>, peer: SocketAddr, req: Request) -> Respon
         let Some(claims) = token.and_then(|t| api.key.validate(t).ok()) else {
             return message(StatusCode::UNAUTHORIZED, "Unauthorized");
         };
-        let scopes: Vec<String> = claims
-            .get("scope")
-            .and_then(Value::as_str)
-            .map(|s| s.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default();
+        // Like API Gateway: a route with AuthorizationScopes needs any one of them in the
+        // token's `scope` or `scp` claim, else 403.
+        let scopes = token_scopes(&claims);
         if !route.scopes.is_empty() && !route.scopes.iter().any(|s| scopes.contains(s)) {
             return message(StatusCode::FORBIDDEN, "Forbidden");
         }

@@ -118,6 +118,26 @@ impl JwtKey {
     }
 }
 
+/// The token's scopes, from its `scope` claim (space-separated) and its `scp` claim (a
+/// space-separated string or an array), the claims API Gateway checks a route's
+/// `AuthorizationScopes` against.
+pub fn token_scopes(claims: &Map<String, Value>) -> Vec<String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for claim in ["scope", "scp"] {
+        let found: Vec<&str> = match claims.get(claim) {
+            Some(Value::String(s)) => s.split_whitespace().collect(),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for scope in found {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+    }
+    scopes
+}
+
 /// Claims as the HTTP API puts them in `authorizer.jwt.claims`: every value a string, arrays
 /// as `[a b]`.
 pub fn claims_as_strings(claims: &Map<String, Value>) -> Map<String, Value> {
@@ -208,6 +228,19 @@ mod tests {
             .sign(&serde_json::json!({"sub":"a","iss":"https://evil/","aud":AUDIENCE,"exp":now+60}))
             .unwrap();
         assert!(k.validate(&foreign).is_err());
+    }
+
+    #[test]
+    fn scopes_come_from_the_scope_and_scp_claims() {
+        let c = serde_json::json!({"scope": "a/orders b", "scp": ["c", "d"]});
+        assert_eq!(
+            token_scopes(c.as_object().unwrap()),
+            ["a/orders", "b", "c", "d"]
+        );
+        let c = serde_json::json!({"scp": "x y"});
+        assert_eq!(token_scopes(c.as_object().unwrap()), ["x", "y"]);
+        let c = serde_json::json!({"sub": "id-token", "token_use": "id"});
+        assert!(token_scopes(c.as_object().unwrap()).is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use local_stack::jwt::JwtKey;
-use local_stack::stack::workspace_root;
+use local_stack::stack::{route_scopes, workspace_root};
 use local_stack::{Options, Stack};
 
 #[derive(Debug, Parser)]
@@ -35,9 +35,16 @@ enum Command {
     Token {
         #[arg(long, default_value = "dev-user")]
         sub: String,
-        /// Space- or comma-separated scopes, e.g. "orders admin".
-        #[arg(long, default_value = "")]
-        scopes: String,
+        /// Space- or comma-separated scopes, e.g. "shop/orders shop/admin" (an admin token
+        /// carries both). Default: the scopes the template's routes require (`<AppName>/orders`).
+        #[arg(long, conflicts_with = "no_scopes")]
+        scopes: Option<String>,
+        /// A token without any scope (every route answers 403), e.g. to see the authorizer refuse it.
+        #[arg(long)]
+        no_scopes: bool,
+        /// Template parameter override NAME=VALUE (repeatable), for the default scopes.
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
@@ -151,6 +158,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Token {
             sub,
             scopes,
+            no_scopes,
+            params,
             ttl,
             root,
         } => {
@@ -158,12 +167,21 @@ async fn main() -> anyhow::Result<()> {
                 Some(r) => r,
                 None => workspace_root(&std::env::current_dir()?)?,
             };
-            let key = JwtKey::load_or_create(&Options::new(root).state_dir().join("jwt.json"))?;
-            let scopes: Vec<String> = scopes
-                .split([' ', ','])
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let mut o = Options::new(root);
+            for p in &params {
+                let (k, v) = p.split_once('=').context("--param wants NAME=VALUE")?;
+                o.parameters.insert(k.to_owned(), v.to_owned());
+            }
+            let key = JwtKey::load_or_create(&o.state_dir().join("jwt.json"))?;
+            let scopes: Vec<String> = match (no_scopes, scopes) {
+                (true, _) => Vec::new(),
+                (false, Some(list)) => list
+                    .split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                (false, None) => route_scopes(&o)?,
+            };
             print(&key.mint(&sub, &scopes, ttl)?);
         }
         Command::Invoke {

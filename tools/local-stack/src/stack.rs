@@ -113,6 +113,28 @@ pub fn workspace_root(start: &Path) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow!("no cargo workspace above {}", start.display()))
 }
 
+/// The scopes the template's routes require (any one of a route's scopes lets a token in),
+/// in template order: what a dev token carries unless told otherwise.
+pub fn route_scopes(o: &Options) -> anyhow::Result<Vec<String>> {
+    let template_path = o.template_path();
+    let template = Template::load(&template_path)?;
+    let template_dir = template_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| o.root.clone());
+    let mut ctx = Context::new(&template, "local", &o.region, &o.parameters)?;
+    resources::name_resources(&template, &mut ctx, o.prefix.as_deref())?;
+    let mut scopes: Vec<String> = Vec::new();
+    for f in functions::functions(&template, &ctx, &o.root, &template_dir)? {
+        for scope in f.routes.iter().flat_map(|r| &r.scopes) {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+    }
+    Ok(scopes)
+}
+
 /// How long each start-up phase took.
 #[derive(Debug, Clone, Default)]
 pub struct Startup {

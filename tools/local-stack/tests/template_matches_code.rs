@@ -1,6 +1,7 @@
 //! The template and the code agree: every template function's binary exists in its service
-//! crate, every env var a function's config reads is set on it in the template, and the
-//! template's HTTP routes are exactly the handlers' routes.
+//! crate, every env var a function's config reads is set on it in the template, the
+//! template's HTTP routes are exactly the handlers' routes, and every route requires the
+//! customer scope the function is configured with, a scope of the Cognito resource server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,7 +12,8 @@ use kit::http::Route;
 use local_stack::functions::{self, FunctionSpec};
 use local_stack::resources::name_resources;
 use local_stack::stack::workspace_root;
-use local_stack::template::{Context, Template};
+use local_stack::template::{Context, Resolver, Template};
+use serde_json::Value;
 
 /// Every service crate: its directory name, the functions' env vars and its HTTP routes.
 const SERVICES: &[(&str, &[FunctionEnv], &[Route])] = &[
@@ -34,6 +36,97 @@ const SERVICES: &[(&str, &[FunctionEnv], &[Route])] = &[
 
 fn root() -> PathBuf {
     workspace_root(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The scopes the template's Cognito resource server defines (`<Identifier>/<ScopeName>`) and
+/// those the app client may request.
+fn cognito_scopes(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let template = Template::parse(text).unwrap();
+    let mut ctx = Context::new(&template, "check", "us-east-1", &Default::default()).unwrap();
+    name_resources(&template, &mut ctx, None).unwrap();
+    let r = Resolver {
+        template: &template,
+        ctx: &ctx,
+    };
+    let properties = |kind: &str| -> Vec<Value> {
+        template
+            .of_kind(kind, &ctx)
+            .map(|(_, res)| r.resolve(&res.properties).unwrap())
+            .collect()
+    };
+    let mut defined = BTreeSet::new();
+    for server in properties("AWS::Cognito::UserPoolResourceServer") {
+        let id = server["Identifier"].as_str().unwrap_or_default().to_owned();
+        for scope in server["Scopes"].as_array().into_iter().flatten() {
+            defined.insert(format!(
+                "{id}/{}",
+                scope["ScopeName"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    let mut allowed = BTreeSet::new();
+    for client in properties("AWS::Cognito::UserPoolClient") {
+        for scope in client["AllowedOAuthScopes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            allowed.insert(scope.as_str().unwrap_or_default().to_owned());
+        }
+    }
+    (defined, allowed)
+}
+
+/// Every route requires the customer scope its function is configured with; the configured
+/// scopes are the resource server's, and clients can obtain the customer scope.
+fn scope_problems(text: &str, fns: &[FunctionSpec]) -> Vec<String> {
+    let (defined, allowed) = cognito_scopes(text);
+    let mut problems = Vec::new();
+    for f in fns.iter().filter(|f| !f.routes.is_empty()) {
+        let customer = f.env.get(kit::http::CUSTOMER_SCOPE_VAR);
+        let admin = f.env.get(kit::http::ADMIN_SCOPE_VAR);
+        let (Some(customer), Some(admin)) = (customer, admin) else {
+            problems.push(format!(
+                "{}: serves routes but has no {} and {}",
+                f.binary,
+                kit::http::CUSTOMER_SCOPE_VAR,
+                kit::http::ADMIN_SCOPE_VAR
+            ));
+            continue;
+        };
+        for (var, scope) in [
+            (kit::http::CUSTOMER_SCOPE_VAR, customer),
+            (kit::http::ADMIN_SCOPE_VAR, admin),
+        ] {
+            if !defined.contains(scope) {
+                problems.push(format!(
+                    "{}: {var}={scope} is not a scope of the resource server {defined:?}",
+                    f.binary
+                ));
+            }
+        }
+        if customer == admin {
+            problems.push(format!(
+                "{}: the customer and admin scopes are the same",
+                f.binary
+            ));
+        }
+        if !allowed.contains(customer) {
+            problems.push(format!(
+                "{}: no Cognito client may request the customer scope {customer}",
+                f.binary
+            ));
+        }
+        for route in &f.routes {
+            if route.scopes != [customer.clone()] {
+                problems.push(format!(
+                    "{}: route {} {} requires {:?}, not the customer scope {customer}",
+                    f.binary, route.method, route.path, route.scopes
+                ));
+            }
+        }
+    }
+    problems
 }
 
 fn template_functions(text: &str) -> Vec<FunctionSpec> {
@@ -137,6 +230,7 @@ fn problems(text: &str) -> Vec<String> {
             ));
         }
     }
+    problems.extend(scope_problems(text, &fns));
     problems
 }
 
@@ -185,6 +279,42 @@ fn a_route_or_env_var_removed_from_the_template_is_caught() {
         p.iter()
             .any(|m| m.contains("ORDERS_TABLE is read by its config but not set")),
         "{p:?}"
+    );
+}
+
+#[test]
+fn a_route_without_the_customer_scope_or_a_scope_the_pool_does_not_define_is_caught() {
+    let text = template_text();
+    let needle = "AuthorizationScopes: [!Sub \"${AppName}/orders\"]";
+    assert!(
+        text.contains(needle),
+        "the routes require the customer scope"
+    );
+    let without = text.replacen(needle, "AuthorizationScopes: []", 1);
+    let p = problems(&without);
+    assert!(
+        p.iter().any(|m| m.contains("requires []")),
+        "a route without scopes: {p:?}"
+    );
+
+    let renamed = text.replace(
+        "CUSTOMER_SCOPE: !Sub \"${AppName}/orders\"",
+        "CUSTOMER_SCOPE: shop/orders",
+    );
+    assert_ne!(
+        renamed, text,
+        "the template sets CUSTOMER_SCOPE from AppName"
+    );
+    assert!(
+        problems(&renamed).is_empty(),
+        "same value with the default AppName"
+    );
+    let renamed = renamed.replace("Default: shop\n", "Default: store\n");
+    let p = problems(&renamed);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("CUSTOMER_SCOPE=shop/orders is not a scope of the resource server")),
+        "a hard-coded scope after renaming the app: {p:?}"
     );
 }
 

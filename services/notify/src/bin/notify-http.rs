@@ -6,7 +6,8 @@ use notify::{adapters::dynamodb::DynamoNotifications, config, handlers::http};
 async fn main() -> Result<(), lambda_http::Error> {
     kit::telemetry::init(notify::SERVICE);
     let config = config::from_env()?;
+    let scopes = kit::http::Scopes::from_env()?;
     let aws = kit::config::aws().await;
     let log = DynamoNotifications::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
-    kit::http::run(|request| http::handle(&log, request)).await
+    kit::http::run(|request| http::handle(&log, &scopes, request)).await
 }

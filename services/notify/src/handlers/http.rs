@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use kit::{
     error::ApiError,
-    http::{Caller, RequestMeta, Route, json_response, match_route},
+    http::{Caller, RequestMeta, Route, Scopes, json_response, match_route},
 };
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
@@ -16,7 +16,7 @@ use crate::{
     ports::NotificationLog,
 };
 
-const LIST: &[u16] = &[200, 400, 401, 500];
+const LIST: &[u16] = &[200, 400, 401, 403, 500];
 
 /// Every route of the notify API.
 pub const ROUTES: &[Route] = &[Route::new("GET", "/v1/notifications", LIST)];
@@ -50,17 +50,25 @@ impl<'a> From<&'a Notification> for NotificationView<'a> {
 }
 
 /// Handles one HTTP request; errors become problem+json here and nowhere else.
-pub async fn handle<L: NotificationLog>(log: &L, request: Request) -> Response<Body> {
-    kit::http::respond(request, |request, meta| route(log, request, meta)).await
+pub async fn handle<L: NotificationLog>(
+    log: &L,
+    scopes: &Scopes,
+    request: Request,
+) -> Response<Body> {
+    kit::http::respond(crate::SERVICE, request, |request, meta| {
+        route(log, scopes, request, meta)
+    })
+    .await
 }
 
 async fn route<L: NotificationLog>(
     log: &L,
+    scopes: &Scopes,
     request: Request,
     _meta: RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     let matched = match_route(ROUTES, request.method().as_str(), request.raw_http_path())?;
-    let caller = Caller::from_request(&request)?;
+    let caller = Caller::from_request(&request, scopes)?;
     match (matched.route.method, matched.route.path) {
         ("GET", "/v1/notifications") => list(log, &request, &caller).await,
         _ => Err(ApiError::NotFound("route")),

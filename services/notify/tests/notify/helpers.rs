@@ -83,7 +83,7 @@ pub fn list_request(sub: Option<&str>, query: &[(&str, &str)]) -> Request {
 /// declared statuses) and the JSON body.
 pub async fn call<L: NotificationLog>(log: &L, request: Request) -> (u16, Value) {
     let route = kit::http::match_route(ROUTES, request.method().as_str(), request.uri().path());
-    let response = notify::handlers::http::handle(log, request).await;
+    let response = notify::handlers::http::handle(log, &testkit::scopes(), request).await;
     let status = response.status().as_u16();
     if let Ok(matched) = route {
         assert!(

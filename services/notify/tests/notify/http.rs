@@ -82,6 +82,18 @@ async fn a_request_without_a_sub_claim_is_unauthorized() {
 }
 
 #[tokio::test]
+async fn a_token_without_the_customer_scope_is_forbidden() {
+    let store = MemoryNotifications::default();
+    let mut event: Value =
+        serde_json::from_str(include_str!("../fixtures/list-notifications.json")).unwrap();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["scope"] = "openid email".into();
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let (status, body) = call(&store, request).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["title"], "Forbidden");
+}
+
+#[tokio::test]
 async fn a_bad_limit_or_a_foreign_cursor_is_a_bad_request() {
     let store = MemoryNotifications::default();
     let bad = [

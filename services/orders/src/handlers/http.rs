@@ -6,9 +6,7 @@ use chrono::{DateTime, Utc};
 use kit::{
     error::{ApiError, FieldError},
     events::{CancellationReason, Envelope, Event, OrderLine},
-    http::{
-        ADMIN_SCOPE, Caller, Matched, RequestMeta, Route, json_body, json_response, match_route,
-    },
+    http::{Caller, Matched, RequestMeta, Route, Scopes, json_body, json_response, match_route},
     idempotency::{self, Key},
     money::Money,
 };
@@ -23,10 +21,10 @@ use crate::{
 };
 
 /// Statuses every authenticated route can answer with besides its own.
-const PLACE: &[u16] = &[201, 400, 401, 415, 422, 500];
-const LIST: &[u16] = &[200, 400, 401, 500];
-const READ: &[u16] = &[200, 401, 404, 500];
-const CANCEL: &[u16] = &[200, 401, 404, 409, 500];
+const PLACE: &[u16] = &[201, 400, 401, 403, 415, 422, 500];
+const LIST: &[u16] = &[200, 400, 401, 403, 500];
+const READ: &[u16] = &[200, 401, 403, 404, 500];
+const CANCEL: &[u16] = &[200, 401, 403, 404, 409, 500];
 
 /// Every route of the orders API.
 pub const ROUTES: &[Route] = &[
@@ -76,17 +74,25 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 }
 
 /// Handles one HTTP request; errors become problem+json here and nowhere else.
-pub async fn handle<R: OrderRepository>(orders: &R, request: Request) -> Response<Body> {
-    kit::http::respond(request, |request, meta| route(orders, request, meta)).await
+pub async fn handle<R: OrderRepository>(
+    orders: &R,
+    scopes: &Scopes,
+    request: Request,
+) -> Response<Body> {
+    kit::http::respond(crate::SERVICE, request, |request, meta| {
+        route(orders, scopes, request, meta)
+    })
+    .await
 }
 
 async fn route<R: OrderRepository>(
     orders: &R,
+    scopes: &Scopes,
     request: Request,
     meta: RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     let matched = match_route(ROUTES, request.method().as_str(), request.raw_http_path())?;
-    let caller = Caller::from_request(&request)?;
+    let caller = Caller::from_request(&request, scopes)?;
     match (matched.route.method, matched.route.path) {
         ("POST", "/v1/orders") => place(orders, &request, &caller, &meta).await,
         ("GET", "/v1/orders") => list(orders, &request, &caller).await,
@@ -262,8 +268,7 @@ async fn visible_order<R: OrderRepository>(
         .await
         .map_err(unavailable)?
         .ok_or(ApiError::NotFound("order"))?;
-    let allowed = order.customer_id.as_str() == caller.sub
-        || (admin_allowed && caller.has_scope(ADMIN_SCOPE));
+    let allowed = order.customer_id.as_str() == caller.sub || (admin_allowed && caller.admin);
     if allowed {
         Ok(order)
     } else {

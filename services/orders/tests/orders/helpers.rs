@@ -91,7 +91,8 @@ pub async fn send<R: OrderRepository>(orders: &R, request: Req) -> Reply {
         .unwrap()
         .to_owned();
     let path = request.0["rawPath"].as_str().unwrap().to_owned();
-    let response = orders::handlers::http::handle(orders, request.build()).await;
+    let response =
+        orders::handlers::http::handle(orders, &testkit::scopes(), request.build()).await;
     let status = response.status().as_u16();
     if let Ok(matched) = kit::http::match_route(ROUTES, &method, &path) {
         assert!(

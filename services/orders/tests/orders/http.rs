@@ -64,7 +64,7 @@ async fn another_customers_order_is_not_found_but_an_admin_may_read_it() {
         &orders,
         get(&format!("/v1/orders/{id}"))
             .sub(Some("ops"))
-            .scope("shop/admin"),
+            .scope("shop/orders shop/admin"),
     )
     .await;
     assert_eq!(admin.status, 200);
@@ -89,6 +89,24 @@ async fn a_request_without_a_sub_claim_is_unauthorized() {
     let reply = send(&orders, get("/v1/orders").sub(None)).await;
     assert_eq!(reply.status, 401);
     assert_eq!(reply.body["status"], 401);
+}
+
+#[tokio::test]
+async fn a_token_without_the_customer_scope_is_forbidden_on_every_route_even_an_admins() {
+    let orders = MemoryOrders::default();
+    let id = place(&orders, "customer-1").await;
+    for scope in ["", "shop/admin", "openid email"] {
+        for request in [
+            post("/v1/orders", json!({})),
+            get("/v1/orders"),
+            get(&format!("/v1/orders/{id}")),
+            post(&format!("/v1/orders/{id}/cancel"), json!({})),
+        ] {
+            let reply = send(&orders, request.sub(Some("customer-1")).scope(scope)).await;
+            assert_eq!(reply.status, 403, "scope {scope:?}: {:?}", reply.body);
+            assert_eq!(reply.body["title"], "Forbidden");
+        }
+    }
 }
 
 #[tokio::test]
@@ -307,7 +325,7 @@ async fn another_customer_cannot_cancel_an_order_not_even_an_admin() {
         &orders,
         post(&format!("/v1/orders/{id}/cancel"), json!({}))
             .sub(Some("ops"))
-            .scope("shop/admin"),
+            .scope("shop/orders shop/admin"),
     )
     .await;
     assert_eq!(admin.status, 404);

@@ -6,7 +6,8 @@ use payments::{adapters::dynamodb::DynamoPayments, config::Config, handlers::htt
 async fn main() -> Result<(), lambda_http::Error> {
     kit::telemetry::init(payments::SERVICE);
     let config = Config::from_env()?;
+    let scopes = kit::http::Scopes::from_env()?;
     let aws = kit::config::aws().await;
     let payments = DynamoPayments::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
-    kit::http::run(|request| http::handle(&payments, request)).await
+    kit::http::run(|request| http::handle(&payments, &scopes, request)).await
 }

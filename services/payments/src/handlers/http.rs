@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use kit::{
     error::ApiError,
-    http::{ADMIN_SCOPE, Caller, Route, json_response, match_route},
+    http::{Caller, Route, Scopes, json_response, match_route},
     money::Money,
 };
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -16,7 +16,7 @@ use crate::{
     ports::PaymentRepository,
 };
 
-const READ: &[u16] = &[200, 401, 404, 500];
+const READ: &[u16] = &[200, 401, 403, 404, 500];
 
 /// Every route of the payments API.
 pub const ROUTES: &[Route] = &[Route::new("GET", "/v1/payments/{orderId}", READ)];
@@ -51,24 +51,32 @@ impl<'a> From<&'a Payment> for PaymentView<'a> {
 }
 
 /// Handles one HTTP request; errors become problem+json here and nowhere else.
-pub async fn handle<R: PaymentRepository>(payments: &R, request: Request) -> Response<Body> {
-    kit::http::respond(request, |request, _meta| read(payments, request)).await
+pub async fn handle<R: PaymentRepository>(
+    payments: &R,
+    scopes: &Scopes,
+    request: Request,
+) -> Response<Body> {
+    kit::http::respond(crate::SERVICE, request, |request, _meta| {
+        read(payments, scopes, request)
+    })
+    .await
 }
 
 /// `GET /v1/payments/{orderId}`: the payment if the caller may see it — its owner, or an
 /// admin. Anyone else gets 404, as if it did not exist.
 async fn read<R: PaymentRepository>(
     payments: &R,
+    scopes: &Scopes,
     request: Request,
 ) -> Result<Response<Body>, ApiError> {
     let matched = match_route(ROUTES, request.method().as_str(), request.raw_http_path())?;
-    let caller = Caller::from_request(&request)?;
+    let caller = Caller::from_request(&request, scopes)?;
     let id = OrderId::parse(matched.param("orderId")).ok_or(ApiError::NotFound("payment"))?;
     let payment = payments
         .get(&id)
         .await
         .map_err(ApiError::internal)?
-        .filter(|p| p.customer_id.as_str() == caller.sub || caller.has_scope(ADMIN_SCOPE))
+        .filter(|p| p.customer_id.as_str() == caller.sub || caller.admin)
         .ok_or(ApiError::NotFound("payment"))?;
     json_response(200, &PaymentView::from(&payment))
 }

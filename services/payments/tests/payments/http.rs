@@ -26,7 +26,7 @@ async fn with_payment_of(customer: &str) -> App {
 }
 
 async fn send(app: &App, request: Request) -> (u16, String, Value) {
-    let response = handle(&app.store, request).await;
+    let response = handle(&app.store, &testkit::scopes(), request).await;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -100,6 +100,19 @@ async fn a_request_without_a_sub_claim_is_unauthorized() {
     .await;
     assert_eq!(status, 401);
     assert_eq!(content_type, "application/problem+json");
+}
+
+#[tokio::test]
+async fn a_token_without_the_customer_scope_is_forbidden_even_an_admins() {
+    let app = with_payment_of("customer-1").await;
+    for scope in ["", "shop/admin"] {
+        let mut event: Value =
+            serde_json::from_str(include_str!("../fixtures/get-payment.json")).unwrap();
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["scope"] = scope.into();
+        let (status, content_type, body) = send(&app, request(&event.to_string())).await;
+        assert_eq!(status, 403, "scope {scope:?}: {body}");
+        assert_eq!(content_type, "application/problem+json");
+    }
 }
 
 #[tokio::test]

@@ -50,6 +50,91 @@ async fn requests_without_a_valid_token_get_401_exactly_like_api_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_the_customer_scope_gets_403_on_every_route_exactly_like_api_gateway() {
+    let stack = spawn_stack(|o| {
+        o.only = vec![
+            "orders-http".into(),
+            "payments-http".into(),
+            "notify-http".into(),
+        ];
+    })
+    .await;
+    let c = reqwest::Client::new();
+    let now = chrono::Utc::now().timestamp();
+    let id_token = stack
+        .key
+        .sign(
+            &json!({"sub": "alice", "iss": jwt::ISSUER, "aud": jwt::AUDIENCE,
+            "exp": now + 60, "token_use": "id", "email": "alice@example.com"}),
+        )
+        .unwrap();
+    let refused = [
+        stack.token("alice", &[]).unwrap(),
+        stack.token("alice", &["shop/admin"]).unwrap(),
+        stack
+            .token("alice", &["openid", "email", "shop/orders/x"])
+            .unwrap(),
+        id_token,
+    ];
+    let routes: Vec<(String, String)> = stack
+        .functions
+        .values()
+        .flat_map(|f| f.spec().routes.clone())
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        routes.len(),
+        6,
+        "every route of the three HTTP functions: {routes:?}"
+    );
+    let some_id = "0190a0e0-0000-7000-8000-000000000001";
+    for (method, path) in &routes {
+        let path = path.replace("{id}", some_id).replace("{orderId}", some_id);
+        let url = format!("{}{path}", stack.api_url);
+        for token in &refused {
+            let r = c
+                .request(method.parse().unwrap(), &url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{method} {path}");
+            assert_eq!(
+                r.json::<Value>().await.unwrap(),
+                json!({"message": "Forbidden"}),
+                "{method} {path}"
+            );
+        }
+        // The scope in an `scp` array claim (as some issuers put it) is accepted.
+        let scp = stack
+            .key
+            .sign(
+                &json!({"sub": "alice", "iss": jwt::ISSUER, "aud": jwt::AUDIENCE,
+                "exp": now + 60, "scp": ["shop/orders"]}),
+            )
+            .unwrap();
+        let r = c
+            .request(method.parse().unwrap(), &url)
+            .bearer_auth(&scp)
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 403, "{method} {path} with the scope in scp");
+    }
+    let calls = stack
+        .reporter
+        .deliveries()
+        .iter()
+        .filter(|d| d.function != "-")
+        .count();
+    assert_eq!(
+        calls,
+        routes.len(),
+        "only the requests with the scope reach a function"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_route_gets_404_not_found() {
     let stack = spawn_stack(|o| o.only = vec!["orders-http".into()]).await;
     let r = reqwest::get(format!("{}/v1/nothing-here", stack.api_url))
@@ -108,7 +193,7 @@ async fn a_valid_token_places_an_order_201_and_the_owner_reads_it_back() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["id"], order["id"]);
 
-    let other = stack.token("mallory", &[]).unwrap();
+    let other = stack.token("mallory", &["shop/orders"]).unwrap();
     let r = c
         .get(format!("{}{location}", stack.api_url))
         .bearer_auth(&other)

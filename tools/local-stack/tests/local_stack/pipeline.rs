@@ -8,7 +8,7 @@ use crate::helpers::{eventually, peek, spawn_stack};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_placed_over_http_reaches_the_payments_queue_through_stream_relay_bus_and_rule() {
     let stack = spawn_stack(|o| o.only = vec!["orders-http".into(), "orders-relay".into()]).await;
-    let token = stack.token("bob", &[]).unwrap();
+    let token = stack.token("bob", &["shop/orders"]).unwrap();
     let r = reqwest::Client::new()
         .post(format!("{}/v1/orders", stack.api_url))
         .bearer_auth(token)
@@ -50,7 +50,7 @@ async fn a_relay_that_cannot_publish_is_retried_then_its_batch_goes_to_the_on_fa
         .into_iter()
         .collect();
     stack.set_env("orders-relay", broken).unwrap();
-    let token = stack.token("carol", &[]).unwrap();
+    let token = stack.token("carol", &["shop/orders"]).unwrap();
     let r = reqwest::Client::new()
         .post(format!("{}/v1/orders", stack.api_url))
         .bearer_auth(token)
