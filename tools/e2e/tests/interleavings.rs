@@ -300,6 +300,7 @@ impl World {
                 });
                 let response = orders::handlers::http::handle(
                     &self.orders,
+                    &testkit::scopes(),
                     request("POST", "/v1/orders", &sub, Some(body)),
                 )
                 .await;
