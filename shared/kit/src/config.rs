@@ -3,7 +3,7 @@
 //! Every service declares, per function binary, which variables its config reads
 //! ([`FunctionEnv`]); a test checks that list against `infra/template.yaml`.
 
-use std::{env, str::FromStr};
+use std::{env, str::FromStr, time::Duration};
 
 /// The environment variables one function binary reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +74,30 @@ impl TableConfig {
     }
 }
 
+/// Connecting (TCP and TLS) to a regional endpoint takes milliseconds; a connect slower than
+/// this is a network fault, better retried on a new connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// One attempt of one call. DynamoDB and EventBridge answer in milliseconds (a transaction in
+/// tens); an attempt taking seconds is stuck, and retrying it is safe: the SDK sends the same
+/// idempotency token (`ClientRequestToken`) with every attempt of a `TransactWriteItems`.
+pub const OPERATION_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A call with all its attempts and backoffs: below the shortest default function timeout
+/// (`HttpTimeout`, 10 s), so a brownout fails the call, not the whole invocation.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+/// Attempts per call (the first and two retries), the SDK's standard retry mode: throttling,
+/// 5xx, timeouts and I/O errors are retried, with exponential backoff and full jitter.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// The first retry's backoff ceiling (the SDK's default, 1 s, is too long for a function with
+/// a few seconds to run); it doubles per retry up to [`MAX_BACKOFF`].
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+/// The ceiling of one backoff.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 /// The AWS SDK configuration for this process: region and credentials from the Lambda
-/// environment, and the standard `AWS_ENDPOINT_URL` override (used locally for moto).
+/// environment, and the standard `AWS_ENDPOINT_URL` override (used locally for moto). Every
+/// client built from it has explicit timeouts ([`CONNECT_TIMEOUT`],
+/// [`OPERATION_ATTEMPT_TIMEOUT`], [`OPERATION_TIMEOUT`]) and the standard retry mode with
+/// [`MAX_ATTEMPTS`] and [`INITIAL_BACKOFF`].
 ///
 /// The HTTPS client is the SDK's default one (rustls with aws-lc, proxy from the environment)
 /// but trusts the Amazon Trust Services roots that every AWS endpoint chains to, instead of
@@ -83,7 +105,8 @@ impl TableConfig {
 /// init (docs/performance.md). The system roots are added back when an `AWS_ENDPOINT_URL*`
 /// points at a non-AWS HTTPS endpoint.
 pub async fn aws() -> aws_config::SdkConfig {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let loader =
+        with_timeouts_and_retries(aws_config::defaults(aws_config::BehaviorVersion::latest()));
     let loader = match tls_context(needs_native_roots(std::env::vars())) {
         Ok(context) => with_https_client(loader, context),
         Err(e) => {
@@ -92,6 +115,25 @@ pub async fn aws() -> aws_config::SdkConfig {
         }
     };
     loader.load().await
+}
+
+/// `loader` with this module's timeouts and retry configuration.
+fn with_timeouts_and_retries(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    use aws_config::{retry::RetryConfig, timeout::TimeoutConfig};
+    loader
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(OPERATION_ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(INITIAL_BACKOFF)
+                .with_max_backoff(MAX_BACKOFF),
+        )
 }
 
 /// Amazon Root CA 1–4 and Starfield Services Root CA - G2 (which cross-signs them), from
@@ -190,6 +232,30 @@ mod tests {
             5
         );
         assert!(tls_context(false).is_ok());
+    }
+
+    #[tokio::test]
+    async fn every_client_gets_explicit_timeouts_and_a_bounded_retry() {
+        let config = with_timeouts_and_retries(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("eu-west-1")),
+        )
+        .load()
+        .await;
+        let timeouts = config.timeout_config().expect("a timeout config");
+        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(OPERATION_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+        let retry = config.retry_config().expect("a retry config");
+        assert_eq!(retry.mode(), aws_config::retry::RetryMode::Standard);
+        assert_eq!(retry.max_attempts(), MAX_ATTEMPTS);
+        assert_eq!(retry.initial_backoff(), INITIAL_BACKOFF);
+        assert_eq!(retry.max_backoff(), MAX_BACKOFF);
+        // The attempts fit in the operation budget.
+        assert!(OPERATION_ATTEMPT_TIMEOUT < OPERATION_TIMEOUT);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! handling, idempotency records, and the transactional outbox with its relay.
 
 pub mod config;
+pub mod deadline;
 pub mod dynamo;
 pub mod error;
 pub mod events;

@@ -14,8 +14,11 @@ use crate::{
 
 /// Key prefix of outbox items; the stream mapping filters on it.
 pub const PREFIX: &str = "OUTBOX#";
-/// Outbox items expire a week after they are written: long after the relay published them.
-pub const TTL_SECONDS: i64 = 7 * 24 * 3600;
+/// Outbox items expire three weeks after their event: longer than a relay DLQ keeps the
+/// on-failure record that points at them (a stream record ages up to 6 hours before it goes to
+/// the DLQ, which keeps it 14 days), so `redrive republish` still finds them, plus a week for
+/// the operator. A test compares it with `infra/template.yaml`.
+pub const TTL_SECONDS: i64 = 21 * 24 * 3600;
 
 /// Why an outbox item cannot be written or read.
 #[derive(Debug, thiserror::Error)]

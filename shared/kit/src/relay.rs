@@ -15,6 +15,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use tracing::Instrument;
 
 use crate::{
+    deadline::{Deadline, Margin},
     error::{EventError, cause_chain},
     events::Envelope,
     metrics::{self, Metric},
@@ -43,6 +44,21 @@ impl Config {
 pub const MAX_BATCH: usize = 10;
 /// Attempts per entry within one invocation before it is reported as failed.
 pub const MAX_ATTEMPTS: u32 = 3;
+/// The backoff before retry `n` is drawn from `[c/2, c]` with `c = min(MAX_BACKOFF,
+/// BASE_BACKOFF × 2ⁿ)` ("equal jitter"): never less than half the exponential step, so the
+/// retries of many relays throttled at once spread out instead of hitting EventBridge together.
+pub const BASE_BACKOFF: Duration = Duration::from_millis(50);
+/// The ceiling of one backoff.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The backoff before retry `attempt` (1 = the first retry), `unit` a random draw in `[0, 1]`
+/// (clamped).
+pub fn backoff(attempt: u32, unit: f64) -> Duration {
+    let step = BASE_BACKOFF
+        .checked_mul(2_u32.saturating_pow(attempt))
+        .map_or(MAX_BACKOFF, |step| step.min(MAX_BACKOFF));
+    step / 2 + (step / 2).mul_f64(unit.clamp(0.0, 1.0))
+}
 
 /// A failure of a whole `PutEvents` call (as opposed to failed entries).
 #[derive(Debug, thiserror::Error)]
@@ -112,11 +128,23 @@ impl Publisher for EventBridgePublisher {
     }
 }
 
-/// Publishes the outbox records of `event` and returns the records it could not publish.
+/// Publishes the outbox records of `event` and returns the records it could not publish. No
+/// deadline: see [`relay_until`].
 pub async fn relay<P: Publisher>(
     service: &str,
     event: StreamEvent,
     publisher: &P,
+) -> DynamoDbEventResponse {
+    relay_until(service, event, publisher, Deadline::never()).await
+}
+
+/// [`relay`] that stops retrying at `deadline`: a `PutEvents` still running then is
+/// abandoned, and every record not yet published is reported as failed.
+pub async fn relay_until<P: Publisher>(
+    service: &str,
+    event: StreamEvent,
+    publisher: &P,
+    deadline: Deadline,
 ) -> DynamoDbEventResponse {
     // (sequence number, envelope) of every outbox insert, in stream order.
     let mut pending: Vec<(String, Envelope)> = Vec::new();
@@ -136,18 +164,27 @@ pub async fn relay<P: Publisher>(
         }
     }
     let mut published = 0_u32;
-    for attempt in 0..MAX_ATTEMPTS {
+    'attempts: for attempt in 0..MAX_ATTEMPTS {
         if pending.is_empty() {
             break;
         }
         if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(50 * 2_u64.pow(attempt))).await;
+            let delay = backoff(attempt, fastrand::f64());
+            if deadline.remaining().is_some_and(|left| left <= delay) {
+                tracing::warn!(
+                    attempt,
+                    "invocation deadline too close for another attempt: the rest is reported as failed"
+                );
+                break;
+            }
+            tokio::time::sleep(delay).await;
         }
         let mut retry = Vec::new();
-        for chunk in pending.chunks(MAX_BATCH) {
+        let mut chunks = pending.chunks(MAX_BATCH);
+        for chunk in chunks.by_ref() {
             let envelopes: Vec<Envelope> = chunk.iter().map(|(_, e)| e.clone()).collect();
-            match publisher.publish(&envelopes).await {
-                Ok(results) => {
+            match deadline.run(publisher.publish(&envelopes)).await {
+                Some(Ok(results)) => {
                     for ((sequence, envelope), result) in chunk.iter().zip(results) {
                         match result {
                             None => published += 1,
@@ -158,9 +195,21 @@ pub async fn relay<P: Publisher>(
                         }
                     }
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     tracing::warn!(attempt, error.cause_chain = %cause_chain(&error), "PutEvents call failed");
                     retry.extend(chunk.iter().cloned());
+                }
+                None => {
+                    // The call may have gone through: a republished event is ignored by its
+                    // consumers (same event id).
+                    tracing::warn!(
+                        attempt,
+                        "invocation deadline reached during PutEvents: abandoned, the rest is reported as failed"
+                    );
+                    retry.extend(chunk.iter().cloned());
+                    retry.extend(chunks.flatten().cloned());
+                    pending = retry;
+                    break 'attempts;
                 }
             }
         }
@@ -192,16 +241,21 @@ pub async fn relay<P: Publisher>(
     response
 }
 
-/// Serves the relay of `service` as a stream-triggered Lambda function.
+/// Serves the relay of `service` as a stream-triggered Lambda function, stopping a margin
+/// before each invocation's deadline ([`crate::deadline`]).
 pub async fn run<P: Publisher>(
     service: &'static str,
     publisher: P,
 ) -> Result<(), lambda_runtime::Error> {
+    let margin = Margin::from_env()?;
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
         let span = telemetry::invocation_span(&event.context.request_id);
-        async move { Ok::<_, EventError>(relay(service, event.payload, publisher).await) }
-            .instrument(span)
+        let deadline = Deadline::of_invocation(&event.context, margin);
+        async move {
+            Ok::<_, EventError>(relay_until(service, event.payload, publisher, deadline).await)
+        }
+        .instrument(span)
     }))
     .await
 }
@@ -215,17 +269,26 @@ mod tests {
     use super::*;
     use crate::events::{Event, NotificationSent};
 
-    /// Accepts everything except the envelopes listed in `reject`, `fails` times each.
+    /// Accepts everything except the envelopes listed in `reject`, `fails` times each; the
+    /// calls listed in `slow` (0 = the first) take a minute.
     #[derive(Default)]
     struct Flaky {
         reject: Mutex<Vec<(uuid::Uuid, u32)>>,
+        slow: Vec<usize>,
         calls: Mutex<Vec<usize>>,
         published: Mutex<Vec<uuid::Uuid>>,
     }
 
     impl Publisher for Flaky {
         async fn publish(&self, batch: &[Envelope]) -> Result<Vec<Option<String>>, PublishError> {
-            self.calls.lock().unwrap().push(batch.len());
+            let call = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push(batch.len());
+                calls.len() - 1
+            };
+            if self.slow.contains(&call) {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
             let mut reject = self.reject.lock().unwrap();
             Ok(batch
                 .iter()
@@ -330,5 +393,82 @@ mod tests {
         assert_eq!(doc["EventsPublished"], 2.0);
         assert_eq!(doc["function"], "shop-dev-notify-relay");
         assert_eq!(doc["version"], "3");
+    }
+
+    fn failed_sequences(response: &DynamoDbEventResponse) -> Vec<String> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_put_events_call_past_the_deadline_is_abandoned_and_the_rest_reported() {
+        let envelopes: Vec<Envelope> = (0..23).map(envelope).collect();
+        let publisher = Flaky {
+            slow: vec![1],
+            ..Flaky::default()
+        };
+        let budget = Duration::from_secs(5);
+        let started = tokio::time::Instant::now();
+        let response = relay_until(
+            "test",
+            stream_event(&envelopes),
+            &publisher,
+            Deadline::after(budget),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed <= budget,
+            "the response came {elapsed:?} after the start, past the {budget:?} deadline"
+        );
+        let expected: Vec<String> = (10..23).map(|i| format!("{i:05}")).collect();
+        assert_eq!(failed_sequences(&response), expected);
+        assert_eq!(publisher.calls.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_starts_when_its_backoff_would_end_past_the_deadline() {
+        let envelopes: Vec<Envelope> = (0..2).map(envelope).collect();
+        let publisher = Flaky::default();
+        publisher
+            .reject
+            .lock()
+            .unwrap()
+            .push((envelopes[0].id, u32::MAX));
+        // The first retry waits 50–100 ms, the second 100–200 ms: only the first fits.
+        let budget = Duration::from_millis(120);
+        let started = tokio::time::Instant::now();
+        let response = relay_until(
+            "test",
+            stream_event(&envelopes),
+            &publisher,
+            Deadline::after(budget),
+        )
+        .await;
+        assert!(started.elapsed() <= budget, "{:?}", started.elapsed());
+        assert_eq!(failed_sequences(&response), ["00000"]);
+        assert_eq!(*publisher.calls.lock().unwrap(), [2, 1]);
+    }
+
+    #[test]
+    fn backoff_is_jittered_between_half_and_all_of_the_exponential_step() {
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(2, 0.5), Duration::from_millis(150));
+        assert_eq!(backoff(30, 1.0), MAX_BACKOFF);
+        assert_eq!(backoff(30, 0.0), MAX_BACKOFF / 2);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let draws: Vec<Duration> = (0..100).map(|_| backoff(2, rng.f64())).collect();
+        assert!(
+            draws
+                .iter()
+                .all(|d| (Duration::from_millis(100)..=Duration::from_millis(200)).contains(d)),
+            "{draws:?}"
+        );
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 50, "hardly any jitter: {distinct:?}");
     }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::{
+    deadline::{Deadline, Margin},
     error::{EventError, cause_chain},
     events::{ContractError, Envelope, Event},
     metrics::{self, Metric},
@@ -70,7 +71,8 @@ pub fn parse(record: &SqsMessage) -> Result<Message, PoisonMessage> {
 }
 
 /// Runs `handler` over every message of `event`, one after the other (so two events of one
-/// order in a batch keep their order), and returns only the failed message ids.
+/// order in a batch keep their order), and returns only the failed message ids. No deadline:
+/// see [`process_batch_until`].
 pub async fn process_batch<F, Fut, E>(
     service: &str,
     event: SqsEvent,
@@ -81,10 +83,38 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: StdError + 'static,
 {
+    process_batch_until(service, event, Deadline::never(), handler).await
+}
+
+/// [`process_batch`] that stops at `deadline`: a handler still running then is abandoned, and
+/// its message and every message not started are reported as batch item failures.
+pub async fn process_batch_until<F, Fut, E>(
+    service: &str,
+    event: SqsEvent,
+    deadline: Deadline,
+    handler: F,
+) -> SqsBatchResponse
+where
+    F: Fn(Message) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: StdError + 'static,
+{
     let mut failures = Vec::new();
     let total = event.records.len();
-    for record in &event.records {
+    for (index, record) in event.records.iter().enumerate() {
         let message_id = record.message_id.clone().unwrap_or_default();
+        if deadline.is_past() {
+            let left: Vec<String> = event.records[index..]
+                .iter()
+                .map(|r| r.message_id.clone().unwrap_or_default())
+                .collect();
+            tracing::warn!(
+                not_started = left.len(),
+                "invocation deadline reached: the messages not started are reported as batch item failures"
+            );
+            failures.extend(left.into_iter().map(failure));
+            break;
+        }
         telemetry::record_message(&message_id, None);
         let outcome = match parse(record) {
             Err(poison) => {
@@ -98,20 +128,32 @@ where
             Ok(message) => {
                 telemetry::record_message(&message_id, Some(&message.envelope.correlation_id));
                 let event_type = message.envelope.event_type.clone();
-                handler(message).await.map_err(|error| {
-                    tracing::error!(
-                        message_id,
-                        event_type,
-                        error.cause_chain = %cause_chain(&error),
-                        "message failed: reported as a batch item failure for a retry"
-                    );
-                })
+                match deadline.run(handler(message)).await {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(error)) => {
+                        tracing::error!(
+                            message_id,
+                            event_type,
+                            error.cause_chain = %cause_chain(&error),
+                            "message failed: reported as a batch item failure for a retry"
+                        );
+                        Err(())
+                    }
+                    None => {
+                        // Its effect may or may not have committed: the redelivery finds the
+                        // processed marker in the first case and has the effect in the second.
+                        tracing::warn!(
+                            message_id,
+                            event_type,
+                            "invocation deadline reached while handling the message: abandoned, reported as a batch item failure"
+                        );
+                        Err(())
+                    }
+                }
             }
         };
         if outcome.is_err() {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            failures.push(failure);
+            failures.push(failure(message_id));
         }
     }
     let failed = u32::try_from(failures.len()).unwrap_or(u32::MAX);
@@ -130,25 +172,38 @@ where
     response
 }
 
-/// Serves `handler` as an SQS-triggered Lambda function of `service`.
+fn failure(message_id: String) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = message_id;
+    failure
+}
+
+/// Serves `handler` as an SQS-triggered Lambda function of `service`, stopping a margin before
+/// each invocation's deadline ([`crate::deadline`]).
 pub async fn run<F, Fut, E>(service: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Message) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: StdError + 'static,
 {
+    let margin = Margin::from_env()?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let span = telemetry::invocation_span(&event.context.request_id);
-        async move { Ok::<_, EventError>(process_batch(service, event.payload, handler).await) }
-            .instrument(span)
+        let deadline = Deadline::of_invocation(&event.context, margin);
+        async move {
+            Ok::<_, EventError>(
+                process_batch_until(service, event.payload, deadline, handler).await,
+            )
+        }
+        .instrument(span)
     }))
     .await
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::{sync::Mutex, time::Duration};
 
     use chrono::Utc;
 
@@ -240,6 +295,52 @@ mod tests {
         let mut forged: serde_json::Value = serde_json::from_str(&valid_body("o")).unwrap();
         forged["source"] = "shop.payments".into();
         assert!(parse(&record("m", &forged.to_string())).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_stops_at_its_deadline_and_reports_the_slow_message_and_those_not_started() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("m1", &valid_body("o1")),
+            record("m2", &valid_body("slow")),
+            record("m3", &valid_body("o3")),
+            record("m4", &valid_body("o4")),
+        ];
+        let budget = Duration::from_secs(5);
+        let started = tokio::time::Instant::now();
+        let handled = Mutex::new(Vec::new());
+        let response = process_batch_until(
+            "test",
+            event,
+            Deadline::after(budget),
+            |message: Message| {
+                let handled = &handled;
+                async move {
+                    let Event::NotificationSent(sent) = message.event else {
+                        return Err(Boom);
+                    };
+                    if sent.order_id == "slow" {
+                        // Longer than the time left (tokio's clock is paused: no real wait).
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                    handled.lock().unwrap().push(sent.order_id);
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed <= budget,
+            "the response came {elapsed:?} after the start, past the {budget:?} deadline"
+        );
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m2", "m3", "m4"]);
+        assert_eq!(*handled.lock().unwrap(), ["o1"]);
     }
 
     #[test]

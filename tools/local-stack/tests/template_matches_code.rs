@@ -1,7 +1,8 @@
 //! The template and the code agree: every template function's binary exists in its service
 //! crate, every env var a function's config reads is set on it in the template, the
-//! template's HTTP routes are exactly the handlers' routes, and every route requires the
-//! customer scope the function is configured with, a scope of the Cognito resource server.
+//! template's HTTP routes are exactly the handlers' routes, every route requires the
+//! customer scope the function is configured with (a scope of the Cognito resource server), and
+//! kit's TTLs outlive the template's retention periods.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -335,4 +336,179 @@ fn every_function_with_an_event_names_a_real_binary() {
             f.binary
         );
     }
+}
+
+const DAY: u64 = 24 * 3600;
+/// What each TTL must keep beyond the retention it covers: time for an operator to act.
+const TTL_MARGIN: u64 = DAY;
+/// What SQS keeps a message when `MessageRetentionPeriod` is not set.
+const SQS_DEFAULT_RETENTION: u64 = 4 * DAY;
+/// What a stream keeps a record, the age at which a mapping without
+/// `MaximumRecordAgeInSeconds` (or with -1) gives up at the latest.
+const STREAM_RETENTION: u64 = DAY;
+
+fn number(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+fn days(seconds: u64) -> String {
+    format!("{:.1} days", seconds as f64 / DAY as f64)
+}
+
+/// Every stream event source mapping of the template's functions (their `Properties`).
+fn stream_mappings(template: &Template) -> Vec<&Value> {
+    template
+        .resources
+        .values()
+        .filter(|r| r.kind == "AWS::Serverless::Function")
+        .filter_map(|r| r.properties.get("Events").and_then(Value::as_object))
+        .flat_map(|events| events.values())
+        .filter(|e| e.get("Type").and_then(Value::as_str) == Some("DynamoDB"))
+        .filter_map(|e| e.get("Properties"))
+        .collect()
+}
+
+/// Every disagreement between the template's retention periods and kit's TTLs:
+/// - a processed-event marker (`kit::idempotency::EVENT_TTL`) outlives every copy of its event
+///   that can still be delivered: the bus archive (`EventArchiveRetentionDays`, whose
+///   `MaxValue` must exist and whose 0 = "forever" must not be allowed) and then a queue or
+///   DLQ (the longest `MessageRetentionPeriod` of the consumer queues);
+/// - an outbox item (`kit::outbox::TTL_SECONDS`) outlives the relay DLQ message that names its
+///   stream batch (a record can wait `MaximumRecordAgeInSeconds` before it goes to the DLQ,
+///   which keeps it `MessageRetentionPeriod`), so `redrive republish` still finds it.
+fn retention_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+
+    let queue_retention = |id: &str| -> u64 {
+        template.resources[id]
+            .properties
+            .get("MessageRetentionPeriod")
+            .and_then(number)
+            .map_or(SQS_DEFAULT_RETENTION, |s| s.max(0) as u64)
+    };
+    let queues: Vec<&String> = template
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == "AWS::SQS::Queue")
+        .map(|(id, _)| id)
+        .collect();
+    let (relay_dlqs, consumer_queues): (Vec<&String>, Vec<&String>) =
+        queues.into_iter().partition(|id| id.ends_with("RelayDlq"));
+
+    // Processed-event markers against the archive and the consumer queues.
+    let marker_ttl = kit::idempotency::EVENT_TTL.as_secs();
+    let longest_queue = consumer_queues
+        .iter()
+        .map(|id| queue_retention(id))
+        .max()
+        .unwrap_or(0);
+    match template.parameters.get("EventArchiveRetentionDays") {
+        None => problems.push("parameter EventArchiveRetentionDays is missing".to_owned()),
+        Some(archive) => {
+            if archive.get("MinValue").and_then(number).unwrap_or(0) < 1 {
+                problems.push(
+                    "EventArchiveRetentionDays allows 0 (keep forever): no processed-event \
+                     marker outlives a replay of that archive"
+                        .to_owned(),
+                );
+            }
+            let default = archive.get("Default").and_then(number).unwrap_or(0);
+            let max = archive.get("MaxValue").and_then(number);
+            match max {
+                None => problems.push("EventArchiveRetentionDays has no MaxValue".to_owned()),
+                Some(max) if default > max => problems.push(format!(
+                    "EventArchiveRetentionDays Default {default} > MaxValue {max}"
+                )),
+                Some(_) => {}
+            }
+            let longest_archive = max.unwrap_or(default).max(0) as u64 * DAY;
+            if marker_ttl < longest_archive + longest_queue + TTL_MARGIN {
+                problems.push(format!(
+                    "kit::idempotency::EVENT_TTL ({}) < archive retention ({}) + longest \
+                     consumer queue retention ({}) + margin ({}): a replayed event would be \
+                     handled twice",
+                    days(marker_ttl),
+                    days(longest_archive),
+                    days(longest_queue),
+                    days(TTL_MARGIN)
+                ));
+            }
+        }
+    }
+
+    // Outbox items against the relay DLQs.
+    let outbox_ttl = kit::outbox::TTL_SECONDS.max(0) as u64;
+    let mappings = stream_mappings(template);
+    if relay_dlqs.is_empty() || mappings.is_empty() {
+        problems.push("no relay DLQ or no stream mapping found".to_owned());
+    }
+    let oldest_record = mappings
+        .iter()
+        .map(
+            |m| match m.get("MaximumRecordAgeInSeconds").and_then(number) {
+                Some(age) if age >= 0 => age as u64,
+                _ => STREAM_RETENTION,
+            },
+        )
+        .max()
+        .unwrap_or(STREAM_RETENTION);
+    for dlq in relay_dlqs {
+        let retention = queue_retention(dlq);
+        let needed = oldest_record + retention + TTL_MARGIN;
+        if outbox_ttl < needed {
+            problems.push(format!(
+                "kit::outbox::TTL_SECONDS ({}) < oldest stream record ({}) + {dlq} retention \
+                 ({}) + margin ({}): a republish from the DLQ would find nothing",
+                days(outbox_ttl),
+                days(oldest_record),
+                days(retention),
+                days(TTL_MARGIN)
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_ttls_outlive_the_retention_periods_of_the_template() {
+    let template = Template::parse(&template_text()).unwrap();
+    let problems = retention_problems(&template);
+    assert!(
+        problems.is_empty(),
+        "TTLs and retention periods disagree:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn a_longer_retention_in_the_template_is_caught() {
+    let template = Template::parse(&template_text()).unwrap();
+    let with_archive = |key: &str, value: i64| {
+        let mut t = template.clone();
+        t.parameters["EventArchiveRetentionDays"][key] = value.into();
+        t
+    };
+    let p = retention_problems(&with_archive("MinValue", 0));
+    assert!(p.iter().any(|m| m.contains("allows 0")), "{p:?}");
+    let p = retention_problems(&with_archive("MaxValue", 365));
+    assert!(
+        p.iter().any(|m| m.contains("kit::idempotency::EVENT_TTL")),
+        "{p:?}"
+    );
+
+    let older_records = template_text().replace(
+        "MaximumRecordAgeInSeconds: 21600",
+        "MaximumRecordAgeInSeconds: 604800",
+    );
+    assert_ne!(
+        older_records,
+        template_text(),
+        "the template sets MaximumRecordAgeInSeconds"
+    );
+    let p = retention_problems(&Template::parse(&older_records).unwrap());
+    assert!(
+        p.iter().any(|m| m.contains("kit::outbox::TTL_SECONDS")),
+        "{p:?}"
+    );
 }
