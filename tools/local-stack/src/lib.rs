@@ -14,6 +14,7 @@ pub mod pattern;
 pub mod report;
 pub mod resources;
 pub mod runtime;
+pub mod schedule;
 pub mod sqs;
 pub mod stack;
 pub mod streams;

@@ -149,7 +149,7 @@ impl Drop for Stack {
             t.abort();
         }
         for f in self.functions.values() {
-            f.restart();
+            f.stop();
         }
     }
 }
@@ -282,7 +282,10 @@ impl Stack {
 
         let reporter = Arc::new(Reporter::new(o.print));
         let key = JwtKey::load_or_create(&state.join("jwt.json"))?;
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<JoinHandle<()>> = pools
+            .values()
+            .map(|p| tokio::spawn(p.clone().supervise()))
+            .collect();
 
         let mut api_url = String::new();
         if o.serve_http {
@@ -489,7 +492,7 @@ impl Stack {
             t.abort();
         }
         for f in self.functions.values() {
-            f.restart();
+            f.stop();
         }
         if let Some(m) = self.moto.take() {
             m.stop().await;

@@ -8,5 +8,6 @@ mod crash;
 mod helpers;
 mod http_api;
 mod invoke;
+mod kills;
 mod pipeline;
 mod sqs_mapping;
