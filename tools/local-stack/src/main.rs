@@ -87,6 +87,9 @@ struct Common {
     params: Vec<String>,
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Fire every Schedule/ScheduleV2 event this often instead of its rate/cron, e.g. 2s.
+    #[arg(long, value_parser = local_stack::schedule::parse_duration, value_name = "DURATION")]
+    schedule_period: Option<std::time::Duration>,
 }
 
 impl Common {
@@ -102,6 +105,7 @@ impl Common {
         o.only = self.only.clone();
         o.max_concurrency = self.max_concurrency;
         o.region = self.region.clone();
+        o.schedule_period = self.schedule_period;
         for e in &self.env {
             let (f, kv) = e
                 .split_once(':')

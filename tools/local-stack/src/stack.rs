@@ -19,6 +19,7 @@ use crate::moto::Moto;
 use crate::report::{Delivery, Reporter, correlation_id};
 use crate::resources::{self, Clients, Resources};
 use crate::runtime::{FunctionPool, Invoked, Launch};
+use crate::schedule::ScheduleRunner;
 use crate::sqs::SqsPoller;
 use crate::streams::StreamPoller;
 use crate::template::{Context, Template};
@@ -54,7 +55,10 @@ pub struct Options {
     /// Concurrent invocations per function when the template reserves none.
     pub max_concurrency: usize,
     pub serve_http: bool,
+    /// Run the event source mappings and the schedules.
     pub run_mappings: bool,
+    /// Fire every schedule this often instead of its `rate(…)`/`cron(…)` (tests, local runs).
+    pub schedule_period: Option<Duration>,
     /// Print one line per request and delivery, and the start-up summary.
     pub print: bool,
     /// Copy function logs to stderr (they always go to `<state>/logs/`).
@@ -83,6 +87,7 @@ impl Options {
             max_concurrency: 4,
             serve_http: true,
             run_mappings: true,
+            schedule_period: None,
             print: false,
             echo_logs: false,
             state_dir: None,
@@ -173,7 +178,10 @@ impl Stack {
         // By default every function with an event runs (a function without events, such as a
         // deployment hook, runs only when named in `only`).
         let selected = |f: &FunctionSpec| {
-            let has_events = !(f.routes.is_empty() && f.sqs.is_empty() && f.streams.is_empty());
+            let has_events = !(f.routes.is_empty()
+                && f.sqs.is_empty()
+                && f.streams.is_empty()
+                && f.schedules.is_empty());
             if o.only.is_empty() {
                 has_events
             } else {
@@ -361,6 +369,17 @@ impl Stack {
                     };
                     tasks.push(tokio::spawn(poller.run()));
                 }
+                for sc in pool.spec().schedules.iter().filter(|s| s.enabled) {
+                    let runner = ScheduleRunner {
+                        schedule: sc.clone(),
+                        function: pool.clone(),
+                        reporter: reporter.clone(),
+                        region: o.region.clone(),
+                        account: ctx.account.clone(),
+                        period: o.schedule_period,
+                    };
+                    tasks.push(tokio::spawn(runner.run()));
+                }
             }
         }
 
@@ -413,6 +432,14 @@ impl Stack {
             );
             for r in &s.routes {
                 println!("           {} {}", r.method, r.path);
+            }
+            for sc in &s.schedules {
+                println!(
+                    "           schedule {} {}{}",
+                    sc.event_id,
+                    sc.expression,
+                    if sc.enabled { "" } else { " (disabled)" }
+                );
             }
         }
         for s in &self.skipped {

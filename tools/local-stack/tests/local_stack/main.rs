@@ -10,4 +10,5 @@ mod http_api;
 mod invoke;
 mod kills;
 mod pipeline;
+mod schedules;
 mod sqs_mapping;
