@@ -6,6 +6,7 @@
 //! Integration tests use it as a library: [`Stack::start`] returns the API URL, the moto
 //! endpoint and the local resource names, and stops everything it started on drop.
 
+pub mod chaos;
 pub mod functions;
 pub mod http_api;
 pub mod jwt;

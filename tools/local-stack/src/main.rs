@@ -90,6 +90,15 @@ struct Common {
     /// Fire every Schedule/ScheduleV2 event this often instead of its rate/cron, e.g. 2s.
     #[arg(long, value_parser = local_stack::schedule::parse_duration, value_name = "DURATION")]
     schedule_period: Option<std::time::Duration>,
+    /// Chaos: SIGKILL a random function process this often, e.g. 1.5s.
+    #[arg(long, value_parser = local_stack::schedule::parse_duration, value_name = "DURATION")]
+    kill_every: Option<std::time::Duration>,
+    /// Seed of the chaos picks (--kill-every, --faults).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Chaos: this share (0..1) of the functions' AWS calls fail (throttling, 500s, delays, timeouts).
+    #[arg(long, value_name = "SHARE")]
+    faults: Option<f64>,
 }
 
 impl Common {
@@ -106,6 +115,9 @@ impl Common {
         o.max_concurrency = self.max_concurrency;
         o.region = self.region.clone();
         o.schedule_period = self.schedule_period;
+        o.kill_every = self.kill_every;
+        o.seed = self.seed;
+        o.faults = self.faults;
         for e in &self.env {
             let (f, kv) = e
                 .split_once(':')

@@ -59,6 +59,13 @@ pub struct Options {
     pub run_mappings: bool,
     /// Fire every schedule this often instead of its `rate(…)`/`cron(…)` (tests, local runs).
     pub schedule_period: Option<Duration>,
+    /// Chaos: SIGKILL a random function process this often.
+    pub kill_every: Option<Duration>,
+    /// Seed of the chaos picks.
+    pub seed: u64,
+    /// Chaos: this share (0..1) of the functions' AWS calls fail (throttling, 500s, delays,
+    /// timeouts) through `tools/fault_proxy.py` in front of moto.
+    pub faults: Option<f64>,
     /// Print one line per request and delivery, and the start-up summary.
     pub print: bool,
     /// Copy function logs to stderr (they always go to `<state>/logs/`).
@@ -88,6 +95,9 @@ impl Options {
             serve_http: true,
             run_mappings: true,
             schedule_period: None,
+            kill_every: None,
+            seed: 0,
+            faults: None,
             print: false,
             echo_logs: false,
             state_dir: None,
@@ -144,8 +154,12 @@ pub struct Stack {
     pub key: JwtKey,
     pub clients: Clients,
     pub startup: Startup,
+    /// Processes killed by `kill_every` so far.
+    pub killed: Arc<std::sync::atomic::AtomicUsize>,
     tasks: Vec<JoinHandle<()>>,
     moto: Option<Moto>,
+    /// Killed on drop (`kill_on_drop`).
+    _fault_proxy: Option<tokio::process::Child>,
 }
 
 impl Drop for Stack {
@@ -238,6 +252,22 @@ impl Stack {
             .join("logs")
             .join(o.prefix.as_deref().unwrap_or("default"));
         std::fs::create_dir_all(&log_dir)?;
+        // The functions reach AWS through the fault proxy when asked; the runner's own pollers
+        // (AWS's side of the mappings) keep talking to moto directly.
+        let (fault_proxy, function_endpoint) = match o.faults.filter(|f| *f > 0.0) {
+            Some(rate) => {
+                let (child, url) = start_fault_proxy(
+                    &o.root,
+                    &moto_endpoint,
+                    rate,
+                    o.seed,
+                    &log_dir.join("fault-proxy.log"),
+                )
+                .await?;
+                (Some(child), url)
+            }
+            None => (None, moto_endpoint.clone()),
+        };
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| o.root.join("target"));
@@ -258,7 +288,7 @@ impl Stack {
                 skipped.push(spec.logical_id.clone());
                 continue;
             }
-            let env = function_env(&spec, &moto_endpoint, &o.region);
+            let env = function_env(&spec, &function_endpoint, &o.region);
             write_env_file(&state, o.prefix.as_deref(), &spec, &env)?;
             let limit = spec.reserved_concurrency.unwrap_or(o.max_concurrency);
             let log_file = log_dir.join(format!("{}.log", spec.binary));
@@ -383,6 +413,19 @@ impl Stack {
             }
         }
 
+        let killed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        if let Some(every) = o.kill_every {
+            tasks.push(tokio::spawn(
+                crate::chaos::Killer {
+                    pools: pools.values().cloned().collect(),
+                    every,
+                    seed: o.seed,
+                    killed: killed.clone(),
+                }
+                .run(),
+            ));
+        }
+
         let startup = Startup {
             build: build_time,
             moto: moto_time,
@@ -400,8 +443,10 @@ impl Stack {
             key,
             clients,
             startup,
+            killed,
             tasks,
             moto,
+            _fault_proxy: fault_proxy,
         };
         if o.print {
             stack.print_summary();
@@ -580,6 +625,42 @@ fn write_env_file(
         .collect();
     std::fs::write(dir.join(format!("{}.env", spec.binary)), text)?;
     Ok(())
+}
+
+/// Starts `tools/fault_proxy.py` in front of `target`; returns it and its URL.
+async fn start_fault_proxy(
+    root: &Path,
+    target: &str,
+    rate: f64,
+    seed: u64,
+    log: &Path,
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new("python3")
+        .arg(root.join("tools/fault_proxy.py"))
+        .args(["--target", target, "--rate", &rate.to_string()])
+        .args(["--seed", &seed.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting python3 tools/fault_proxy.py")?;
+    let stdout = child.stdout.take().context("the fault proxy's stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .context("the fault proxy did not start within 10 s")??
+        .unwrap_or_default();
+    let url = first
+        .strip_prefix("listening on ")
+        .context("the fault proxy did not say where it listens")?
+        .to_owned();
+    eprintln!(
+        "local-stack: chaos: {:.0} % of the functions' AWS calls fail through {url} (seed {seed}; log {})",
+        rate * 100.0,
+        log.display()
+    );
+    Ok((child, url))
 }
 
 /// `cargo build --bins -p <pkg>…` (release when asked), output to our stderr.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use local_stack::Stack;
+use local_stack::chaos::Rng;
 use serde_json::{Value, json};
 
 use crate::helpers::{eventually, peek, signal, spawn_stack};
@@ -19,18 +20,6 @@ use crate::sqs_mapping::harmless_body;
 async fn within(limit: Duration, body: Pin<Box<dyn Future<Output = ()> + Send + '_>>) {
     if tokio::time::timeout(limit, body).await.is_err() {
         panic!("the test hung: not finished after {limit:?}");
-    }
-}
-
-/// A small seeded generator (xorshift64*), so a failing kill sequence can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
     }
 }
 
@@ -95,7 +84,7 @@ async fn the_stream_mapping_keeps_delivering_after_random_kills_of_every_functio
             let killer = tokio::spawn({
                 let (stop, killed) = (stop.clone(), killed.clone());
                 async move {
-                    let mut rng = Rng(7);
+                    let mut rng = Rng::new(7);
                     while !stop.load(Ordering::Relaxed) {
                         let f = &functions[rng.below(functions.len())];
                         let pids = f.pids();
@@ -368,6 +357,93 @@ async fn a_cancelled_transaction_on_a_table_does_not_stop_its_stream_mapping() {
                 .await
                 .expect("an order after the cancelled transaction");
             reaches_payments_queue(&stack, &second, Duration::from_secs(30)).await;
+        }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_every_kills_processes_and_the_mapping_still_delivers() {
+    within(
+        Duration::from_secs(60),
+        Box::pin(async {
+            let stack = spawn_stack(|o| {
+                o.only = vec!["orders-events".into()];
+                o.kill_every = Some(Duration::from_millis(1000));
+                o.seed = 7;
+            })
+            .await;
+            eventually("three kills", Duration::from_secs(15), || async {
+                (stack.killed.load(Ordering::Relaxed) >= 3).then_some(())
+            })
+            .await;
+            let queue = stack.resources.queue_url("OrdersQueue").unwrap().to_owned();
+            let sent = stack
+                .clients
+                .sqs
+                .send_message()
+                .queue_url(&queue)
+                .message_body(harmless_body(20))
+                .send()
+                .await
+                .unwrap();
+            let id = sent.message_id().unwrap().to_owned();
+            // The queue's visibility timeout is 5 s: a delivery cut by a kill comes back.
+            eventually("the message delivered", Duration::from_secs(40), || async {
+                stack
+                    .reporter
+                    .deliveries()
+                    .iter()
+                    .any(|d| d.success && d.ids.contains(&id))
+                    .then_some(())
+            })
+            .await;
+        }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_make_a_share_of_the_functions_aws_calls_fail_and_forward_the_rest() {
+    within(
+        Duration::from_secs(120),
+        Box::pin(async {
+            let state = std::env::temp_dir().join(format!("ls-faults-{}", uuid::Uuid::new_v4()));
+            let stack = spawn_stack(|o| {
+                o.only = vec!["orders-http".into()];
+                o.faults = Some(0.5);
+                o.seed = 3;
+                o.state_dir = Some(state.clone());
+            })
+            .await;
+            let token = stack.token("pat", &[]).unwrap();
+            let mut statuses = Vec::new();
+            for _ in 0..12 {
+                let r = http()
+                    .get(format!("{}/v1/orders", stack.api_url))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("an answer");
+                statuses.push(r.status().as_u16());
+            }
+            assert!(
+                statuses.contains(&200),
+                "calls that draw no fault are forwarded to moto: {statuses:?}"
+            );
+            let prefix = stack.resources.tables["OrdersTable"]
+                .name
+                .split('-')
+                .next()
+                .unwrap()
+                .to_owned();
+            let log =
+                std::fs::read_to_string(state.join("logs").join(prefix).join("fault-proxy.log"))
+                    .unwrap();
+            assert!(
+                log.lines().any(|l| l.starts_with("fault_proxy: ")),
+                "faults were injected: {log}"
+            );
         }),
     )
     .await;
