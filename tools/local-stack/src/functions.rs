@@ -31,6 +31,7 @@ pub struct FunctionSpec {
     pub routes: Vec<RouteSpec>,
     pub sqs: Vec<SqsMapping>,
     pub streams: Vec<StreamMapping>,
+    pub schedules: Vec<ScheduleSpec>,
 }
 
 /// An `HttpApi` event of a function.
@@ -68,6 +69,20 @@ pub struct StreamMapping {
     pub max_retries: i64,
     pub on_failure: Option<String>,
     pub enabled: bool,
+}
+
+/// A `Schedule` (EventBridge rule) or `ScheduleV2` (EventBridge Scheduler) event of a function.
+#[derive(Debug, Clone)]
+pub struct ScheduleSpec {
+    /// The event's name under `Events`.
+    pub event_id: String,
+    /// `rate(…)`, `cron(…)` or `at(…)`.
+    pub expression: String,
+    /// `Input`: the JSON sent instead of the Scheduled Event.
+    pub input: Option<String>,
+    pub enabled: bool,
+    /// The rule's (or schedule's) ARN, the `resources` of the Scheduled Event.
+    pub arn: String,
 }
 
 /// The HTTP API's JWT authorizers by name.
@@ -186,8 +201,9 @@ pub fn functions(
             routes: Vec::new(),
             sqs: Vec::new(),
             streams: Vec::new(),
+            schedules: Vec::new(),
         };
-        for (_, ev) in p
+        for (event_id, ev) in p
             .get("Events")
             .and_then(Value::as_object)
             .into_iter()
@@ -275,6 +291,44 @@ pub fn functions(
                         .map(str::to_owned),
                     enabled: truthy(props.get("Enabled"), true),
                 }),
+                Some(kind @ ("Schedule" | "ScheduleV2")) => {
+                    let v2 = kind == "ScheduleV2";
+                    let expression = props
+                        .get(if v2 { "ScheduleExpression" } else { "Schedule" })
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let input = props.get("Input").map(|i| match i {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                    let state_enabled = props
+                        .get("State")
+                        .and_then(Value::as_str)
+                        .is_none_or(|s| s.eq_ignore_ascii_case("ENABLED"));
+                    // SAM names the generated rule (schedule) `<function id><event id>`.
+                    let name = props
+                        .get("Name")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("{}-{id}{event_id}", ctx.stack_name));
+                    let arn = if v2 {
+                        let group = props
+                            .get("GroupName")
+                            .and_then(Value::as_str)
+                            .unwrap_or("default");
+                        ctx.arn("scheduler", &format!("schedule/{group}/{name}"))
+                    } else {
+                        ctx.arn("events", &format!("rule/{name}"))
+                    };
+                    spec.schedules.push(ScheduleSpec {
+                        event_id: event_id.clone(),
+                        expression,
+                        input,
+                        enabled: truthy(props.get("Enabled"), true) && state_enabled,
+                        arn,
+                    });
+                }
                 _ => {}
             }
         }

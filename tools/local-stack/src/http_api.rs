@@ -18,6 +18,9 @@ use crate::jwt::{JwtKey, claims_as_strings, token_scopes};
 use crate::report::{Delivery, Reporter, correlation_id};
 use crate::runtime::{FunctionPool, Outcome};
 
+/// The HTTP API's integration timeout: no request waits longer for its function.
+const INTEGRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One route of the HTTP API.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -232,16 +235,36 @@ async fn route_request(api: &Arc<Api>, peer: SocketAddr, req: Request) -> Respon
         &body,
     );
     let fname = route.function.spec().name.clone();
-    let invoked = route.function.invoke(Bytes::from(event.to_string())).await;
+    let invoked = match tokio::time::timeout(
+        INTEGRATION_TIMEOUT,
+        route.function.invoke(Bytes::from(event.to_string())),
+    )
+    .await
+    {
+        Ok(invoked) => invoked,
+        Err(_) => crate::runtime::Invoked {
+            request_id: String::new(),
+            outcome: Outcome::TimedOut(INTEGRATION_TIMEOUT),
+            duration: started.elapsed(),
+        },
+    };
     let (response, status) = match &invoked.outcome {
         Outcome::Response(b) => {
             let r = map_response(b);
             let s = r.status();
             (r, s.as_u16().to_string())
         }
-        other => (
+        Outcome::FunctionError { .. } => (
             message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
-            format!("500 ({})", other.describe()),
+            format!("500 ({})", invoked.outcome.describe()),
+        ),
+        Outcome::TimedOut(_) => (
+            message(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
+            format!("504 ({})", invoked.outcome.describe()),
+        ),
+        Outcome::Crashed(_) | Outcome::InitFailed(_) => (
+            message(StatusCode::BAD_GATEWAY, "Internal Server Error"),
+            format!("502 ({})", invoked.outcome.describe()),
         ),
     };
     let corr = response
@@ -470,6 +493,7 @@ mod tests {
             routes: Vec::new(),
             sqs: Vec::new(),
             streams: Vec::new(),
+            schedules: Vec::new(),
         };
         let launch = crate::runtime::Launch {
             spec: Arc::new(spec),

@@ -6,6 +6,7 @@
 //! Integration tests use it as a library: [`Stack::start`] returns the API URL, the moto
 //! endpoint and the local resource names, and stops everything it started on drop.
 
+pub mod chaos;
 pub mod functions;
 pub mod http_api;
 pub mod jwt;
@@ -14,6 +15,7 @@ pub mod pattern;
 pub mod report;
 pub mod resources;
 pub mod runtime;
+pub mod schedule;
 pub mod sqs;
 pub mod stack;
 pub mod streams;

@@ -94,6 +94,18 @@ struct Common {
     params: Vec<String>,
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Fire every Schedule/ScheduleV2 event this often instead of its rate/cron, e.g. 2s.
+    #[arg(long, value_parser = local_stack::schedule::parse_duration, value_name = "DURATION")]
+    schedule_period: Option<std::time::Duration>,
+    /// Chaos: SIGKILL a random function process this often, e.g. 1.5s.
+    #[arg(long, value_parser = local_stack::schedule::parse_duration, value_name = "DURATION")]
+    kill_every: Option<std::time::Duration>,
+    /// Seed of the chaos picks (--kill-every, --faults).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Chaos: this share (0..1) of the functions' AWS calls fail (throttling, 500s, delays, timeouts).
+    #[arg(long, value_name = "SHARE")]
+    faults: Option<f64>,
 }
 
 impl Common {
@@ -109,6 +121,10 @@ impl Common {
         o.only = self.only.clone();
         o.max_concurrency = self.max_concurrency;
         o.region = self.region.clone();
+        o.schedule_period = self.schedule_period;
+        o.kill_every = self.kill_every;
+        o.seed = self.seed;
+        o.faults = self.faults;
         for e in &self.env {
             let (f, kv) = e
                 .split_once(':')

@@ -2,12 +2,14 @@
 //! `AWS_LAMBDA_RUNTIME_API` endpoint serving `/2018-06-01/runtime/invocation/next`,
 //! `/{id}/response`, `/{id}/error` and `/init/error`. A function has a pool of sandboxes, one
 //! per concurrent invocation up to its limit. A sandbox whose process crashes or overruns its
-//! timeout is killed and restarted, and its invocation reported as an error, like Lambda does.
+//! timeout is killed and its invocation reported as an error, like Lambda does; a supervisor
+//! replaces every process that dies (idle, mid-invocation or while starting), with a backoff.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -224,24 +226,24 @@ pub struct Launch {
     pub echo_logs: bool,
 }
 
-/// One function process and its runtime API endpoint.
+/// One function process and its runtime API endpoint. The process is owned by a watcher task
+/// that reaps it whenever it exits (so a death is seen even while the sandbox is idle) and
+/// kills it when the sandbox is dropped.
 #[derive(Debug)]
 struct Sandbox {
     ep: Arc<Endpoint>,
-    child: Child,
     server: JoinHandle<()>,
     generation: u64,
     pid: Option<u32>,
-    pids: Arc<Mutex<Vec<u32>>>,
+    /// `Some(how it ended)` once the process has exited.
+    exit: watch::Receiver<Option<String>>,
+    /// Dropping it (with the sandbox) kills the process.
+    _kill: oneshot::Sender<()>,
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.server.abort();
-        if let Some(pid) = self.pid {
-            lock(&self.pids).retain(|p| *p != pid);
-        }
-        let _ = self.child.start_kill();
     }
 }
 
@@ -251,6 +253,7 @@ impl Sandbox {
         extra_env: &BTreeMap<String, String>,
         generation: u64,
         pids: Arc<Mutex<Vec<u32>>>,
+        exited: Arc<Notify>,
     ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -282,14 +285,24 @@ impl Sandbox {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", launch.executable.display()))?;
-        let log = std::fs::OpenOptions::new()
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                server.abort();
+                return Err(e).with_context(|| format!("starting {}", launch.executable.display()));
+            }
+        };
+        let log = match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&launch.log_file)?;
-        let log = Arc::new(Mutex::new(log));
+            .open(&launch.log_file)
+        {
+            Ok(f) => Arc::new(Mutex::new(f)),
+            Err(e) => {
+                server.abort();
+                return Err(e.into());
+            }
+        };
         let prefix = launch.spec.name.clone();
         let streams: [Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>; 2] = [
             child.stdout.take().map(|s| Box::new(s) as _),
@@ -311,25 +324,49 @@ impl Sandbox {
         if let Some(pid) = pid {
             lock(&pids).push(pid);
         }
+        let (kill, killed) = oneshot::channel::<()>();
+        let (exit_tx, exit) = watch::channel(None);
+        tokio::spawn(async move {
+            let how = tokio::select! {
+                status = child.wait() => describe_exit(status),
+                _ = killed => {
+                    let _ = child.kill().await;
+                    "killed by the runner".to_owned()
+                }
+            };
+            if let Some(pid) = pid {
+                lock(&pids).retain(|p| *p != pid);
+            }
+            let _ = exit_tx.send(Some(how));
+            exited.notify_one();
+        });
         Ok(Self {
             ep,
-            child,
             server,
             generation,
             pid,
-            pids,
+            exit,
+            _kill: kill,
         })
     }
 
-    /// Waits until the process polls `/next` for the first time.
-    async fn ready(&mut self) -> Result<(), String> {
+    /// Resolves with how the process ended once it has exited.
+    async fn exited(&self) -> String {
+        let mut exit = self.exit.clone();
+        match exit.wait_for(Option::is_some).await {
+            Ok(how) => how.clone().unwrap_or_default(),
+            Err(_) => "its watcher stopped".to_owned(),
+        }
+    }
+
+    /// Waits until the process polls `/next` for the first time (at most [`INIT_TIMEOUT`]).
+    async fn ready(&self) -> Result<(), String> {
         let mut rx = self.ep.nexts.subscribe();
-        let wait = rx.wait_for(|n| *n > 0);
         tokio::select! {
-            r = wait => r.map(|_| ()).map_err(|e| e.to_string()),
-            status = self.child.wait() => {
+            r = rx.wait_for(|n| *n > 0) => r.map(|_| ()).map_err(|e| e.to_string()),
+            how = self.exited() => {
                 let init = lock(&self.ep.init_error).clone();
-                Err(init.unwrap_or_else(|| format!("process exited during init: {}", describe_exit(status))))
+                Err(init.unwrap_or_else(|| format!("process exited during init: {how}")))
             }
             _ = tokio::time::sleep(INIT_TIMEOUT) => Err(format!("no /next within {}s", INIT_TIMEOUT.as_secs())),
         }
@@ -339,7 +376,9 @@ impl Sandbox {
         *self.ep.nexts.borrow() > 0
     }
 
-    async fn invoke(&mut self, request_id: &str, payload: Bytes, timeout: Duration) -> Outcome {
+    /// Runs one invocation: at most [`INIT_TIMEOUT`] for a process that is still starting, then
+    /// at most `timeout`.
+    async fn invoke(&self, request_id: &str, payload: Bytes, timeout: Duration) -> Outcome {
         if !self.is_ready()
             && let Err(e) = self.ready().await
         {
@@ -355,16 +394,23 @@ impl Sandbox {
             trace_id: trace_id(),
         });
         self.ep.notify.notify_waiters();
-        tokio::select! {
+        let outcome = tokio::select! {
             r = rx => r.unwrap_or_else(|_| Outcome::Crashed("runtime endpoint closed".into())),
-            status = self.child.wait() => Outcome::Crashed(describe_exit(status)),
+            how = self.exited() => Outcome::Crashed(how),
             _ = tokio::time::sleep(timeout) => Outcome::TimedOut(timeout),
-        }
+        };
+        lock(&self.ep.pending).remove(request_id);
+        lock(&self.ep.slot).take();
+        outcome
     }
 
-    /// Whether the process is still alive and usable.
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    /// Whether the process is still running.
+    fn alive(&self) -> bool {
+        self.exit.borrow().is_none()
+    }
+
+    fn pid_text(&self) -> String {
+        self.pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
     }
 }
 
@@ -387,7 +433,16 @@ fn trace_id() -> String {
     )
 }
 
-/// The sandboxes of one function.
+/// First wait before the supervisor replaces a dead process.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between replacements of processes that keep dying.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A replacement this long after the previous one starts again from [`FIRST_BACKOFF`].
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
+
+/// The sandboxes of one function. Invocations take an idle sandbox or start one (up to the
+/// function's concurrency limit); [`FunctionPool::supervise`] keeps at least one process
+/// running, replacing any that dies, like Lambda replaces a dead sandbox.
 #[derive(Debug)]
 pub struct FunctionPool {
     launch: Launch,
@@ -397,6 +452,9 @@ pub struct FunctionPool {
     extra_env: Mutex<BTreeMap<String, String>>,
     generation: Mutex<u64>,
     pids: Arc<Mutex<Vec<u32>>>,
+    /// Woken when a process exits or an invocation discards its sandbox.
+    exited: Arc<Notify>,
+    stopped: AtomicBool,
 }
 
 impl FunctionPool {
@@ -410,6 +468,8 @@ impl FunctionPool {
             extra_env: Mutex::new(BTreeMap::new()),
             generation: Mutex::new(0),
             pids: Arc::default(),
+            exited: Arc::default(),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -432,11 +492,22 @@ impl FunctionPool {
         self.limit - self.permits.available_permits()
     }
 
-    /// Starts one process and waits until it polls for work.
-    pub async fn warm(&self) -> anyhow::Result<()> {
+    async fn start_sandbox(&self) -> anyhow::Result<Sandbox> {
         let generation = *lock(&self.generation);
         let extra = lock(&self.extra_env).clone();
-        let mut sb = Sandbox::start(&self.launch, &extra, generation, self.pids.clone()).await?;
+        Sandbox::start(
+            &self.launch,
+            &extra,
+            generation,
+            self.pids.clone(),
+            self.exited.clone(),
+        )
+        .await
+    }
+
+    /// Starts one process and waits until it polls for work.
+    pub async fn warm(&self) -> anyhow::Result<()> {
+        let sb = self.start_sandbox().await?;
         sb.ready()
             .await
             .map_err(|e| anyhow!("{}: {e}", self.launch.spec.name))?;
@@ -450,65 +521,153 @@ impl FunctionPool {
         *lock(&self.extra_env) = vars;
     }
 
-    /// Stops the idle processes; busy ones are stopped when their invocation ends. The next
-    /// invocation starts a fresh process.
+    /// Stops the idle processes; busy ones are stopped when their invocation ends. The
+    /// supervisor (or the next invocation) starts a fresh process.
     pub fn restart(&self) {
         *lock(&self.generation) += 1;
         lock(&self.idle).clear();
+        self.exited.notify_one();
+    }
+
+    /// Stops every idle process for good: the supervisor starts no more.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.restart();
+    }
+
+    /// Drops idle sandboxes of an old generation or whose process died, logging the deaths.
+    fn prune_idle(&self) {
+        let generation = *lock(&self.generation);
+        let dead: Vec<Sandbox> = {
+            let mut idle = lock(&self.idle);
+            let (keep, dead) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|s| s.generation == generation && s.alive());
+            *idle = keep;
+            dead
+        };
+        for sb in dead.iter().filter(|s| s.generation == generation) {
+            let how = sb.exit.borrow().clone().unwrap_or_default();
+            eprintln!(
+                "local-stack: {}: process {} died while idle ({how})",
+                self.spec().name,
+                sb.pid_text()
+            );
+        }
+    }
+
+    /// Processes alive or about to be: idle ones plus one per invocation in flight.
+    fn live(&self) -> usize {
+        lock(&self.idle).iter().filter(|s| s.alive()).count() + self.in_flight()
+    }
+
+    /// Keeps at least one process of the function running until [`FunctionPool::stop`]: a
+    /// process that dies (idle, mid-invocation, or while starting) or is killed after a
+    /// timeout is replaced after a short backoff that grows while replacements keep dying.
+    pub async fn supervise(self: Arc<Self>) {
+        let mut backoff = FIRST_BACKOFF;
+        let mut last_start: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = self.exited.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            if self.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            self.prune_idle();
+            if self.live() > 0 {
+                continue;
+            }
+            backoff = match last_start {
+                Some(t) if t.elapsed() < BACKOFF_RESET => (backoff * 2).min(MAX_BACKOFF),
+                _ => FIRST_BACKOFF,
+            };
+            eprintln!(
+                "local-stack: {}: no process running; starting one in {} ms",
+                self.spec().name,
+                backoff.as_millis()
+            );
+            tokio::time::sleep(backoff).await;
+            if self.stopped.load(Ordering::SeqCst) || self.live() > 0 {
+                continue;
+            }
+            last_start = Some(Instant::now());
+            let started = match self.start_sandbox().await {
+                Ok(sb) => match sb.ready().await {
+                    Ok(()) => Ok(sb),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(format!("{e:#}")),
+            };
+            match started {
+                Ok(sb) if !self.stopped.load(Ordering::SeqCst) => lock(&self.idle).push(sb),
+                Ok(_) => return,
+                Err(e) => {
+                    eprintln!(
+                        "local-stack: {}: a new process failed to start: {e}",
+                        self.spec().name
+                    );
+                    // Look again soon (the next round backs off further).
+                    self.exited.notify_one();
+                }
+            }
+        }
     }
 
     /// Invokes the function with `payload` on an idle process (or a new one, within the limit).
+    /// Bounded: waiting for a free slot aside, at most the init limit plus the function's
+    /// `Timeout`; a process that dies or overruns is discarded (and killed) and the supervisor
+    /// replaces it.
     pub async fn invoke(&self, payload: Bytes) -> Invoked {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
-        let Ok(_permit) = self.permits.acquire().await else {
+        let Ok(permit) = self.permits.acquire().await else {
             return Invoked {
                 request_id,
                 outcome: Outcome::InitFailed("function pool closed".into()),
                 duration: started.elapsed(),
             };
         };
-        let generation = *lock(&self.generation);
-        let reused = {
-            let mut idle = lock(&self.idle);
-            idle.retain_mut(|s| s.generation == generation && s.alive());
-            idle.pop()
-        };
-        let mut sb = match reused {
+        self.prune_idle();
+        let reused = lock(&self.idle).pop();
+        let sb = match reused {
             Some(sb) => sb,
-            None => {
-                let extra = lock(&self.extra_env).clone();
-                match Sandbox::start(&self.launch, &extra, generation, self.pids.clone()).await {
-                    Ok(sb) => sb,
-                    Err(e) => {
-                        return Invoked {
-                            request_id,
-                            outcome: Outcome::InitFailed(format!("{e:#}")),
-                            duration: started.elapsed(),
-                        };
-                    }
+            None => match self.start_sandbox().await {
+                Ok(sb) => sb,
+                Err(e) => {
+                    self.exited.notify_one();
+                    return Invoked {
+                        request_id,
+                        outcome: Outcome::InitFailed(format!("{e:#}")),
+                        duration: started.elapsed(),
+                    };
                 }
-            }
+            },
         };
         let timeout = Duration::from_secs(self.launch.spec.timeout_s);
         let outcome = sb.invoke(&request_id, payload, timeout).await;
-        match outcome {
+        match &outcome {
             Outcome::Response(_) | Outcome::FunctionError { .. } if sb.alive() => {
                 if sb.generation == *lock(&self.generation) {
                     lock(&self.idle).push(sb);
                 }
             }
-            _ => {
-                // Kill it now; a replacement starts in the background so the next invocation
-                // finds a warm process, as after a Lambda sandbox reset.
+            other => {
+                eprintln!(
+                    "local-stack: {}: process {} {}; replacing it",
+                    self.spec().name,
+                    sb.pid_text(),
+                    match other {
+                        Outcome::TimedOut(d) => format!("timed out after {}s, killed", d.as_secs()),
+                        Outcome::InitFailed(m) => format!("failed to start ({m}), killed"),
+                        Outcome::Crashed(how) => format!("died during an invocation ({how})"),
+                        _ => "died after its invocation".to_owned(),
+                    }
+                );
                 drop(sb);
-                let extra = lock(&self.extra_env).clone();
-                if let Ok(mut fresh) =
-                    Sandbox::start(&self.launch, &extra, generation, self.pids.clone()).await
-                    && fresh.ready().await.is_ok()
-                {
-                    lock(&self.idle).push(fresh);
-                }
+                drop(permit);
+                self.exited.notify_one();
             }
         }
         Invoked {

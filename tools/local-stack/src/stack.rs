@@ -19,6 +19,7 @@ use crate::moto::Moto;
 use crate::report::{Delivery, Reporter, correlation_id};
 use crate::resources::{self, Clients, Resources};
 use crate::runtime::{FunctionPool, Invoked, Launch};
+use crate::schedule::ScheduleRunner;
 use crate::sqs::SqsPoller;
 use crate::streams::StreamPoller;
 use crate::template::{Context, Template};
@@ -54,7 +55,17 @@ pub struct Options {
     /// Concurrent invocations per function when the template reserves none.
     pub max_concurrency: usize,
     pub serve_http: bool,
+    /// Run the event source mappings and the schedules.
     pub run_mappings: bool,
+    /// Fire every schedule this often instead of its `rate(…)`/`cron(…)` (tests, local runs).
+    pub schedule_period: Option<Duration>,
+    /// Chaos: SIGKILL a random function process this often.
+    pub kill_every: Option<Duration>,
+    /// Seed of the chaos picks.
+    pub seed: u64,
+    /// Chaos: this share (0..1) of the functions' AWS calls fail (throttling, 500s, delays,
+    /// timeouts) through `tools/fault_proxy.py` in front of moto.
+    pub faults: Option<f64>,
     /// Print one line per request and delivery, and the start-up summary.
     pub print: bool,
     /// Copy function logs to stderr (they always go to `<state>/logs/`).
@@ -83,6 +94,10 @@ impl Options {
             max_concurrency: 4,
             serve_http: true,
             run_mappings: true,
+            schedule_period: None,
+            kill_every: None,
+            seed: 0,
+            faults: None,
             print: false,
             echo_logs: false,
             state_dir: None,
@@ -161,8 +176,12 @@ pub struct Stack {
     pub key: JwtKey,
     pub clients: Clients,
     pub startup: Startup,
+    /// Processes killed by `kill_every` so far.
+    pub killed: Arc<std::sync::atomic::AtomicUsize>,
     tasks: Vec<JoinHandle<()>>,
     moto: Option<Moto>,
+    /// Killed on drop (`kill_on_drop`).
+    _fault_proxy: Option<tokio::process::Child>,
 }
 
 impl Drop for Stack {
@@ -171,7 +190,7 @@ impl Drop for Stack {
             t.abort();
         }
         for f in self.functions.values() {
-            f.restart();
+            f.stop();
         }
     }
 }
@@ -195,7 +214,10 @@ impl Stack {
         // By default every function with an event runs (a function without events, such as a
         // deployment hook, runs only when named in `only`).
         let selected = |f: &FunctionSpec| {
-            let has_events = !(f.routes.is_empty() && f.sqs.is_empty() && f.streams.is_empty());
+            let has_events = !(f.routes.is_empty()
+                && f.sqs.is_empty()
+                && f.streams.is_empty()
+                && f.schedules.is_empty());
             if o.only.is_empty() {
                 has_events
             } else {
@@ -252,6 +274,22 @@ impl Stack {
             .join("logs")
             .join(o.prefix.as_deref().unwrap_or("default"));
         std::fs::create_dir_all(&log_dir)?;
+        // The functions reach AWS through the fault proxy when asked; the runner's own pollers
+        // (AWS's side of the mappings) keep talking to moto directly.
+        let (fault_proxy, function_endpoint) = match o.faults.filter(|f| *f > 0.0) {
+            Some(rate) => {
+                let (child, url) = start_fault_proxy(
+                    &o.root,
+                    &moto_endpoint,
+                    rate,
+                    o.seed,
+                    &log_dir.join("fault-proxy.log"),
+                )
+                .await?;
+                (Some(child), url)
+            }
+            None => (None, moto_endpoint.clone()),
+        };
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| o.root.join("target"));
@@ -272,7 +310,7 @@ impl Stack {
                 skipped.push(spec.logical_id.clone());
                 continue;
             }
-            let env = function_env(&spec, &moto_endpoint, &o.region);
+            let env = function_env(&spec, &function_endpoint, &o.region);
             write_env_file(&state, o.prefix.as_deref(), &spec, &env)?;
             let limit = spec.reserved_concurrency.unwrap_or(o.max_concurrency);
             let log_file = log_dir.join(format!("{}.log", spec.binary));
@@ -304,7 +342,10 @@ impl Stack {
 
         let reporter = Arc::new(Reporter::new(o.print));
         let key = JwtKey::load_or_create(&state.join("jwt.json"))?;
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<JoinHandle<()>> = pools
+            .values()
+            .map(|p| tokio::spawn(p.clone().supervise()))
+            .collect();
 
         let mut api_url = String::new();
         if o.serve_http {
@@ -380,7 +421,31 @@ impl Stack {
                     };
                     tasks.push(tokio::spawn(poller.run()));
                 }
+                for sc in pool.spec().schedules.iter().filter(|s| s.enabled) {
+                    let runner = ScheduleRunner {
+                        schedule: sc.clone(),
+                        function: pool.clone(),
+                        reporter: reporter.clone(),
+                        region: o.region.clone(),
+                        account: ctx.account.clone(),
+                        period: o.schedule_period,
+                    };
+                    tasks.push(tokio::spawn(runner.run()));
+                }
             }
+        }
+
+        let killed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        if let Some(every) = o.kill_every {
+            tasks.push(tokio::spawn(
+                crate::chaos::Killer {
+                    pools: pools.values().cloned().collect(),
+                    every,
+                    seed: o.seed,
+                    killed: killed.clone(),
+                }
+                .run(),
+            ));
         }
 
         let startup = Startup {
@@ -400,8 +465,10 @@ impl Stack {
             key,
             clients,
             startup,
+            killed,
             tasks,
             moto,
+            _fault_proxy: fault_proxy,
         };
         if o.print {
             stack.print_summary();
@@ -432,6 +499,14 @@ impl Stack {
             );
             for r in &s.routes {
                 println!("           {} {}", r.method, r.path);
+            }
+            for sc in &s.schedules {
+                println!(
+                    "           schedule {} {}{}",
+                    sc.event_id,
+                    sc.expression,
+                    if sc.enabled { "" } else { " (disabled)" }
+                );
             }
         }
         for s in &self.skipped {
@@ -511,7 +586,7 @@ impl Stack {
             t.abort();
         }
         for f in self.functions.values() {
-            f.restart();
+            f.stop();
         }
         if let Some(m) = self.moto.take() {
             m.stop().await;
@@ -572,6 +647,42 @@ fn write_env_file(
         .collect();
     std::fs::write(dir.join(format!("{}.env", spec.binary)), text)?;
     Ok(())
+}
+
+/// Starts `tools/fault_proxy.py` in front of `target`; returns it and its URL.
+async fn start_fault_proxy(
+    root: &Path,
+    target: &str,
+    rate: f64,
+    seed: u64,
+    log: &Path,
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new("python3")
+        .arg(root.join("tools/fault_proxy.py"))
+        .args(["--target", target, "--rate", &rate.to_string()])
+        .args(["--seed", &seed.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting python3 tools/fault_proxy.py")?;
+    let stdout = child.stdout.take().context("the fault proxy's stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .context("the fault proxy did not start within 10 s")??
+        .unwrap_or_default();
+    let url = first
+        .strip_prefix("listening on ")
+        .context("the fault proxy did not say where it listens")?
+        .to_owned();
+    eprintln!(
+        "local-stack: chaos: {:.0} % of the functions' AWS calls fail through {url} (seed {seed}; log {})",
+        rate * 100.0,
+        log.display()
+    );
+    Ok((child, url))
 }
 
 /// `cargo build --bins -p <pkg>…` (release when asked), output to our stderr.

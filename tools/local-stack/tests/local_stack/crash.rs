@@ -3,17 +3,8 @@
 
 use std::time::Duration;
 
-use crate::helpers::{eventually, peek, spawn_stack};
+use crate::helpers::{eventually, peek, signal, spawn_stack};
 use crate::sqs_mapping::harmless_body;
-
-fn signal(sig: &str, pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_process_killed_mid_invocation_does_not_lose_the_message() {

@@ -78,3 +78,13 @@ pub(crate) async fn peek(stack: &Stack, url: &str) -> Vec<aws_sdk_sqs::types::Me
         .unwrap();
     r.messages.unwrap_or_default()
 }
+
+/// Sends a signal (`-STOP`, `-KILL` …) to a process.
+pub(crate) fn signal(sig: &str, pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}

@@ -8,5 +8,7 @@ mod crash;
 mod helpers;
 mod http_api;
 mod invoke;
+mod kills;
 mod pipeline;
+mod schedules;
 mod sqs_mapping;
