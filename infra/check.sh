@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Offline checks of the infrastructure: cfn-lint, SAM -> CloudFormation transform and its
 # deployment assertions, cfn-guard rules (pass on the template, fail on their bad fixtures),
-# checkov, and actionlint on the workflows. Needs ./tools/setup.sh to have run.
+# checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows.
+# Needs ./tools/setup.sh to have run.
 # Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,6 +77,14 @@ actionlint_workflows() {
   "$actionlint" "./.github/workflows/*.{yml,yaml}"
 }
 
+# workflow_rule_fails WORKFLOW RULE: check_workflows.py rejects WORKFLOW with RULE.
+workflow_rule_fails() {
+  local out
+  out=$("$venv/python" infra/tools/check_workflows.py "$1") && { echo "$out"; return 1; }
+  echo "$out"
+  grep -q "^FAIL $2:" <<<"$out"
+}
+
 check "cfn-lint infra/template.yaml" "$venv/cfn-lint" infra/template.yaml
 check "transform SAM -> CloudFormation (Stage=dev)" \
   "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.cfn.json"
@@ -100,6 +109,15 @@ check "checkov infra/template.yaml" \
 check "checkov transformed template" \
   "$venv/checkov" --config-file infra/.checkov.yaml -f "$out/template.cfn.json"
 check "actionlint .github/workflows" actionlint_workflows
+check "workflows: push-to-main guard, persist-credentials, env secrets, hashed pip, pinned toolchain" \
+  "$venv/python" infra/tools/check_workflows.py --toolchain . .github/workflows/*.yml
+for fixture in infra/tools/fixtures/workflows/*.yml; do
+  rule=$(basename "$fixture" .yml)
+  check "workflows: rule $rule fails on its fixture" \
+    workflow_rule_fails "$fixture" "$rule"
+done
+check "LICENSE is MIT-0, as Cargo.toml declares" \
+  bash -c 'grep -qx "license = \"MIT-0\"" Cargo.toml && [ "$(head -n 1 LICENSE)" = "MIT No Attribution" ]'
 check "bash -n infra/*.sh" bash -c 'for f in infra/*.sh; do bash -n "$f" || exit 1; done'
 
 echo "$passed passed, $failed failed"

