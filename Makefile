@@ -38,7 +38,7 @@ build-lambda: setup ## Build every function for Lambda (arm64, release) with car
 infra-check: setup ## cfn-lint, cfn-guard, checkov and actionlint on infra/ and .github/
 	bash infra/check.sh
 
-redrive: ## DLQ tool against the running local stack: make redrive ARGS=list | ARGS="move --dlq shop-dev-payments-queue-dlq"
+redrive: ## DLQ tool against the running local stack: make redrive ARGS=list | ARGS="move --dlq shop-dev-payments-queue-dlq" | ARGS="republish --dlq shop-dev-orders-relay-dlq --bus shop-dev"
 	@env $$(grep '^AWS_' .local/local-stack/env/default/orders-http.env | xargs) cargo run -q -p redrive -- $(or $(ARGS),list)
 
 load: ## Load test (Artillery) + lost-order check against the local stack, or BASE_URL=… TOKEN=…

@@ -91,6 +91,25 @@ pub fn decode(image: serde_dynamo::Item) -> Option<Result<Envelope, OutboxError>
     )
 }
 
+/// The envelope of a table item (as `GetItem`, `Query` or `Scan` return it), `None` when the
+/// item is not an outbox item.
+pub fn envelope_of(
+    item: &HashMap<String, AttributeValue>,
+) -> Option<Result<Envelope, OutboxError>> {
+    let is_outbox = item
+        .get(PK)
+        .and_then(|pk| pk.as_s().ok())
+        .is_some_and(|pk| pk.starts_with(PREFIX));
+    if !is_outbox {
+        return None;
+    }
+    let json = item
+        .get("envelope")
+        .and_then(|e| e.as_s().ok())
+        .map_or("", String::as_str);
+    Some(serde_json::from_str(json).map_err(OutboxError::Envelope))
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
@@ -135,6 +154,17 @@ mod tests {
                 Some(s(format!("{PREFIX}{}", b.id)))
             ]
         );
+    }
+
+    #[test]
+    fn a_table_item_gives_back_its_envelope() {
+        let envelope = envelope();
+        assert_eq!(
+            envelope_of(&item(&envelope).unwrap()).unwrap().unwrap(),
+            envelope
+        );
+        let other = HashMap::from([(PK.to_owned(), s("ORDER#1"))]);
+        assert!(envelope_of(&other).is_none());
     }
 
     #[test]

@@ -512,3 +512,110 @@ fn a_longer_retention_in_the_template_is_caught() {
         "{p:?}"
     );
 }
+
+/// Every way a relay could skip an event without an alarm: each stream-triggered function
+/// needs an `OnFailure` destination whose depth has an alarm, an `IteratorAge` alarm, and an
+/// alarm on the `EventsNotPublished` metric `kit::relay` emits for its service.
+fn relay_alarm_problems(template: &Template) -> Vec<String> {
+    let alarms: Vec<&Value> = template
+        .resources
+        .values()
+        .filter(|r| r.kind == "AWS::CloudWatch::Alarm")
+        .map(|r| &r.properties)
+        .collect();
+    let has_alarm = |namespace: &str, metric: &str, dimension: &str, value: &Value| {
+        alarms.iter().any(|a| {
+            a["Namespace"] == namespace
+                && a["MetricName"] == metric
+                && a.get("AlarmActions").is_some()
+                && a["Dimensions"].as_array().is_some_and(|ds| {
+                    ds.iter()
+                        .any(|d| d["Name"] == dimension && d["Value"] == *value)
+                })
+        })
+    };
+    let mut problems = Vec::new();
+    for (id, function) in template
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == "AWS::Serverless::Function")
+    {
+        let streams: Vec<&Value> = function
+            .properties
+            .get("Events")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|events| events.values())
+            .filter(|e| e["Type"] == "DynamoDB")
+            .map(|e| &e["Properties"])
+            .collect();
+        if streams.is_empty() {
+            continue;
+        }
+        for stream in streams {
+            match stream
+                .pointer("/DestinationConfig/OnFailure/Destination/Fn::GetAtt/0")
+                .and_then(Value::as_str)
+            {
+                None => problems.push(format!("{id}: a stream mapping has no OnFailure queue")),
+                Some(dlq) => {
+                    let name = serde_json::json!({"Fn::GetAtt": [dlq, "QueueName"]});
+                    if !has_alarm(
+                        "AWS/SQS",
+                        "ApproximateNumberOfMessagesVisible",
+                        "QueueName",
+                        &name,
+                    ) {
+                        problems.push(format!("{id}: no alarm on the depth of {dlq}"));
+                    }
+                }
+            }
+        }
+        if !has_alarm(
+            "AWS/Lambda",
+            "IteratorAge",
+            "FunctionName",
+            &function.properties["FunctionName"],
+        ) {
+            problems.push(format!("{id}: no IteratorAge alarm"));
+        }
+        let service = function.properties["CodeUri"]
+            .as_str()
+            .and_then(|uri| uri.rsplit('/').next())
+            .unwrap_or_default();
+        if !has_alarm(
+            kit::metrics::NAMESPACE,
+            "EventsNotPublished",
+            "service",
+            &Value::from(service),
+        ) {
+            problems.push(format!("{id}: no EventsNotPublished alarm for {service}"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn no_relay_can_skip_an_event_without_an_alarm() {
+    let template = Template::parse(&template_text()).unwrap();
+    let problems = relay_alarm_problems(&template);
+    assert!(
+        problems.is_empty(),
+        "relays without alarms:\n  {}",
+        problems.join("\n  ")
+    );
+    let mut without = template.clone();
+    without
+        .resources
+        .remove("NotifyRelayEventsNotPublishedAlarm");
+    without.resources.remove("PaymentsRelayDlqAlarm");
+    without.resources.remove("OrdersRelayIteratorAgeAlarm");
+    assert_eq!(
+        relay_alarm_problems(&without),
+        [
+            "NotifyRelayFunction: no EventsNotPublished alarm for notify",
+            "OrdersRelayFunction: no IteratorAge alarm",
+            "PaymentsRelayFunction: no alarm on the depth of PaymentsRelayDlq",
+        ]
+    );
+}

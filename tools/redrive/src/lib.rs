@@ -1,5 +1,5 @@
-//! Operator tooling for dead-letter queues: list them (depth and source queue) and move their
-//! messages back.
+//! Operator tooling for dead-letter queues: list them (depth and source queue), move their
+//! messages back, and republish what a relay gave up on ([`republish`]).
 //!
 //! Moving tries SQS `StartMessageMoveTask` first (asynchronous, done by SQS) and falls back,
 //! when the endpoint does not support it (moto, for one) or when the caller needs something
@@ -7,6 +7,8 @@
 //! at most ten that never loses a message: a message is deleted from the DLQ only after the
 //! target accepted it, and a message the target rejected is made visible again in the DLQ
 //! when the run ends.
+
+pub mod republish;
 
 use std::{
     collections::{HashMap, HashSet},

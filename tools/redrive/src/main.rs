@@ -1,13 +1,19 @@
-//! `redrive`: list dead-letter queues, move their messages back. Honours the SDK's standard
-//! configuration, including `AWS_ENDPOINT_URL` (the local stack's moto endpoint).
+//! `redrive`: list dead-letter queues, move their messages back, republish the outbox events
+//! a relay gave up on. Honours the SDK's standard configuration, including `AWS_ENDPOINT_URL`
+//! (the local stack's moto endpoint).
 
+use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Parser, Subcommand};
-use redrive::{MoveOptions, MoveResult, QueueInfo};
+use kit::relay::EventBridgePublisher;
+use redrive::{
+    MoveOptions, MoveResult, QueueInfo,
+    republish::{RepublishOptions, RepublishReport, Window},
+};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "redrive",
-    about = "List dead-letter queues and move their messages back"
+    about = "List dead-letter queues, move their messages back, republish skipped outbox events"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +46,36 @@ enum Command {
         /// Skip StartMessageMoveTask; always receive/send/delete.
         #[arg(long)]
         no_move_task: bool,
+    },
+    /// Publishes again the outbox events a relay gave up on: for each on-failure record in a
+    /// relay DLQ (--dlq), the outbox items of its time window; or every outbox item of a table
+    /// in --since..--until. Same envelopes, same event ids: consumers skip what they handled.
+    Republish {
+        /// The event bus (name or ARN), e.g. shop-dev.
+        #[arg(long)]
+        bus: String,
+        /// A relay DLQ (URL, ARN or name) holding stream on-failure records.
+        #[arg(long, conflicts_with_all = ["since", "until"], required_unless_present = "since")]
+        dlq: Option<String>,
+        /// The table to read outbox items from; default: the table of the record's stream ARN.
+        /// Required with --since.
+        #[arg(long, required_unless_present = "dlq")]
+        table: Option<String>,
+        /// Window start (RFC 3339), instead of --dlq.
+        #[arg(long, requires_all = ["until", "table"])]
+        since: Option<DateTime<Utc>>,
+        /// Window end (RFC 3339).
+        #[arg(long, requires = "since")]
+        until: Option<DateTime<Utc>>,
+        /// Seconds each DLQ record's window is widened on both sides.
+        #[arg(long, default_value_t = 60)]
+        slack_seconds: i64,
+        /// Print what would be published; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Handle at most N DLQ messages.
+        #[arg(long)]
+        max: Option<usize>,
     },
 }
 
@@ -75,8 +111,115 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Republish {
+            bus,
+            dlq,
+            table,
+            since,
+            until,
+            slack_seconds,
+            dry_run,
+            max,
+        } => {
+            let dynamo = aws_sdk_dynamodb::Client::new(&config);
+            let publisher =
+                EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), bus);
+            match (dlq, since, until, table) {
+                (Some(dlq), _, _, table) => {
+                    let dlq_url = redrive::resolve_url(&client, &dlq).await?;
+                    let options = RepublishOptions {
+                        slack: TimeDelta::seconds(slack_seconds),
+                        table,
+                        dry_run,
+                        max,
+                        ..RepublishOptions::default()
+                    };
+                    let report = redrive::republish::republish_dlq(
+                        &client, &dynamo, &publisher, &dlq_url, &options,
+                    )
+                    .await?;
+                    print_republish(&report, dry_run);
+                    let kept = report.messages.iter().filter(|m| m.kept.is_some()).count();
+                    if kept > 0 && !dry_run {
+                        anyhow::bail!(
+                            "{kept} DLQ message(s) kept: run again once the cause is fixed"
+                        );
+                    }
+                }
+                (None, Some(since), Some(until), Some(table)) => {
+                    let window = Window { since, until };
+                    let (events, failed) = redrive::republish::republish_window(
+                        &dynamo, &publisher, &table, window, dry_run,
+                    )
+                    .await?;
+                    print_window(&events, &failed, dry_run);
+                    if !failed.is_empty() {
+                        anyhow::bail!("{} event(s) not published", failed.len());
+                    }
+                }
+                _ => anyhow::bail!("republish needs --dlq, or --table with --since and --until"),
+            }
+        }
     }
     Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_republish(report: &RepublishReport, dry_run: bool) {
+    for message in &report.messages {
+        let window = message
+            .window
+            .map(|w| format!("{}..{}", w.since.to_rfc3339(), w.until.to_rfc3339()))
+            .unwrap_or_else(|| "-".to_owned());
+        let table = message.table.as_deref().unwrap_or("-");
+        let verb = if dry_run {
+            "would republish"
+        } else {
+            "republished"
+        };
+        match &message.kept {
+            None => println!(
+                "{}: {table} {window}: {verb} {} event(s){}",
+                message.message_id,
+                message.events.len(),
+                if dry_run { "" } else { ", message deleted" }
+            ),
+            Some(reason) => println!("{}: kept in the DLQ: {reason}", message.message_id),
+        }
+        if dry_run {
+            for id in &message.events {
+                println!("  {id}");
+            }
+        }
+    }
+    println!(
+        "{} DLQ message(s), {} event(s) published, {} not accepted",
+        report.messages.len(),
+        report.published,
+        report.failed.len()
+    );
+}
+
+#[allow(clippy::print_stdout)]
+fn print_window(events: &[kit::events::Envelope], failed: &[(uuid::Uuid, String)], dry_run: bool) {
+    for envelope in events {
+        println!(
+            "{} {} {} {}",
+            envelope.time.to_rfc3339(),
+            envelope.id,
+            envelope.source,
+            envelope.event_type
+        );
+    }
+    for (id, reason) in failed {
+        println!("not published: {id}: {reason}");
+    }
+    let verb = if dry_run {
+        "would publish"
+    } else {
+        "published"
+    };
+    println!("{verb} {} event(s)", events.len() - failed.len());
 }
 
 #[allow(clippy::print_stdout)]

@@ -1,6 +1,9 @@
 //! `redrive` against moto (which does not implement StartMessageMoveTask, so `move` takes
-//! the receive/send/delete path).
+//! the receive/send/delete path), and `redrive republish` ([`republish`]).
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
+#[path = "redrive/republish.rs"]
+mod republish;
 
 use std::process::Command;
 
