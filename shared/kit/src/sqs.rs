@@ -191,12 +191,15 @@ where
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let span = telemetry::invocation_span(&event.context.request_id);
         let deadline = Deadline::of_invocation(&event.context, margin);
-        async move {
-            Ok::<_, EventError>(
-                process_batch_until(service, event.payload, deadline, handler).await,
-            )
-        }
-        .instrument(span)
+        // Boxed: a batch future holds the handler's future, which can be large.
+        Box::pin(
+            async move {
+                Ok::<_, EventError>(
+                    process_batch_until(service, event.payload, deadline, handler).await,
+                )
+            }
+            .instrument(span),
+        )
     }))
     .await
 }

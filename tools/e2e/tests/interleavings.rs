@@ -318,9 +318,12 @@ impl World {
                 }
                 let (id, sub) = &self.placed[nth % self.placed.len()];
                 let path = format!("/v1/orders/{id}/cancel");
-                let response =
-                    orders::handlers::http::handle(&self.orders, request("POST", &path, sub, None))
-                        .await;
+                let response = orders::handlers::http::handle(
+                    &self.orders,
+                    &testkit::scopes(),
+                    request("POST", &path, sub, None),
+                )
+                .await;
                 // 200, or 409 when the order is already cancelled.
                 assert!(
                     [200, 409].contains(&response.status().as_u16()),
@@ -396,10 +399,11 @@ impl World {
                 .is_ok(),
         };
         self.faults.arm(None);
-        if ok && !keep {
-            if let Some(messages) = self.queues.get_mut(&queue) {
-                messages.remove(index);
-            }
+        if ok
+            && !keep
+            && let Some(messages) = self.queues.get_mut(&queue)
+        {
+            messages.remove(index);
         }
     }
 
