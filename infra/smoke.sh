@@ -28,7 +28,7 @@ stack=${STACK_NAME:-}
 app=${SMOKE_APP:-${stack%%-*}}
 app=${app:-shop}
 expect=${SMOKE_EXPECT:-CONFIRMED}
-case "$expect" in CONFIRMED) payment_expect=AUTHORIZED ;; CANCELLED) payment_expect=DECLINED ;;
+case "$expect" in CONFIRMED) payment_expect=CAPTURED ;; CANCELLED) payment_expect=DECLINED ;;
   *) fail "SMOKE_EXPECT is $expect; want CONFIRMED or CANCELLED" ;; esac
 timeout=${SMOKE_TIMEOUT:-90}
 
@@ -94,11 +94,16 @@ done
   fail "order $id ended $state, want $expect: $(head -c 500 "$body_file")"
 echo "smoke: ok  saga moved order $id to $state"
 
-code=$(status "$api/v1/payments/$id" -H "authorization: Bearer $token")
-[ "$code" = 200 ] || fail "GET /v1/payments/$id answered $code: $(head -c 500 "$body_file")"
-payment=$(field status)
-[ "$payment" = "$payment_expect" ] || \
-  fail "payment of order $id is $payment, want $payment_expect: $(head -c 500 "$body_file")"
+# A confirmed order's payment is captured once payments sees OrderConfirmed: wait for it.
+while :; do
+  code=$(status "$api/v1/payments/$id" -H "authorization: Bearer $token")
+  [ "$code" = 200 ] || fail "GET /v1/payments/$id answered $code: $(head -c 500 "$body_file")"
+  payment=$(field status)
+  [ "$payment" = "$payment_expect" ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || \
+    fail "payment of order $id is $payment, want $payment_expect: $(head -c 500 "$body_file")"
+  sleep 1
+done
 [ "$(field amount)" = "$total" ] || \
   fail "payment of order $id is for $(field amount), the order's total is $total"
 echo "smoke: ok  GET /v1/payments/$id -> $payment for $total"
