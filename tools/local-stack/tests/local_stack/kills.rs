@@ -76,7 +76,7 @@ async fn the_stream_mapping_keeps_delivering_after_random_kills_of_every_functio
         Box::pin(async {
             let stack =
                 spawn_stack(|o| o.only = vec!["orders-http".into(), "orders-relay".into()]).await;
-            let token = stack.token("kim", &[]).unwrap();
+            let token = stack.token("kim", &["shop/orders"]).unwrap();
             let functions: Vec<_> = stack.functions.values().cloned().collect();
             let stop = Arc::new(AtomicBool::new(false));
             let killed = Arc::new(AtomicUsize::new(0));
@@ -180,7 +180,7 @@ async fn processes_killed_while_starting_are_replaced_with_backoff_and_the_strea
             let stack =
                 spawn_stack(|o| o.only = vec!["orders-http".into(), "orders-relay".into()]).await;
             let relay = stack.function("orders-relay").unwrap().clone();
-            let token = stack.token("lee", &[]).unwrap();
+            let token = stack.token("lee", &["shop/orders"]).unwrap();
             // An outbox record waits for the relay while every relay process is killed as soon as it
             // appears (most before their first /next) for 4 s.
             let first = place_order(&stack, &token, "SKU-S1")
@@ -225,7 +225,7 @@ async fn a_request_whose_process_dies_mid_invocation_answers_502_and_the_next_on
         Box::pin(async {
             let stack = spawn_stack(|o| o.only = vec!["orders-http".into()]).await;
             let f = stack.function("orders-http").unwrap().clone();
-            let token = stack.token("max", &[]).unwrap();
+            let token = stack.token("max", &["shop/orders"]).unwrap();
             let pid = f.pids()[0];
             signal("-STOP", pid);
             let request = tokio::spawn({
@@ -268,7 +268,7 @@ async fn a_request_past_the_function_timeout_answers_504_and_the_stuck_process_i
             })
             .await;
             let f = stack.function("orders-http").unwrap().clone();
-            let token = stack.token("ned", &[]).unwrap();
+            let token = stack.token("ned", &["shop/orders"]).unwrap();
             let pid = f.pids()[0];
             signal("-STOP", pid);
             let started = Instant::now();
@@ -311,7 +311,7 @@ async fn a_cancelled_transaction_on_a_table_does_not_stop_its_stream_mapping() {
         Box::pin(async {
             let stack =
                 spawn_stack(|o| o.only = vec!["orders-http".into(), "orders-relay".into()]).await;
-            let token = stack.token("ola", &[]).unwrap();
+            let token = stack.token("ola", &["shop/orders"]).unwrap();
             let first = place_order(&stack, &token, "SKU-T1")
                 .await
                 .expect("an order");
@@ -416,7 +416,7 @@ async fn faults_make_a_share_of_the_functions_aws_calls_fail_and_forward_the_res
                 o.state_dir = Some(state.clone());
             })
             .await;
-            let token = stack.token("pat", &[]).unwrap();
+            let token = stack.token("pat", &["shop/orders"]).unwrap();
             let mut statuses = Vec::new();
             for _ in 0..12 {
                 let r = http()
