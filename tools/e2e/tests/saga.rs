@@ -216,6 +216,11 @@ async fn cancelling_a_confirmed_order_refunds_the_payment() {
     let api = Api::new(&stack, &testkit::unique("cancel"));
     let id = api.place("tok_approve", &testkit::unique("corr")).await;
     api.order_status(&id, "CONFIRMED").await;
+    // Refunded once captured; a cancel that reaches payments before the capture voids instead.
+    api.until("capture", &format!("/v1/payments/{id}"), |p| {
+        p["status"] == "CAPTURED"
+    })
+    .await;
     let (status, body) = api
         .post(
             &format!("/v1/orders/{id}/cancel"),
