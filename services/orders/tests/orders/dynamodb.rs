@@ -190,7 +190,7 @@ async fn every_payment_event_delivered_twice_moves_its_order_once() {
         (authorized as fn(&str) -> Event, Status::Confirmed),
         (declined, Status::Cancelled),
     ] {
-        let (order, envelope) = new_order("c1");
+        let (order, envelope) = new_order("customer-1");
         orders.insert(&order, &[envelope], None).await.unwrap();
         let delivery = message(&event(order.id.as_str()));
         let mut redelivery = delivery.clone();
