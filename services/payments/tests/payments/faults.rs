@@ -156,3 +156,72 @@ async fn a_charge_whose_payment_write_is_lost_is_released_when_the_order_is_canc
         "the authorization of a cancelled order must be released"
     );
 }
+
+/// The simulator, except that while an authorization is in flight the order's cancellation
+/// is handled (the race of two deliveries running at once).
+struct CancelledDuringAuthorization<'a> {
+    store: &'a MemoryPayments,
+    cancel: Message,
+}
+
+impl payments::ports::PaymentProvider for CancelledDuringAuthorization<'_> {
+    async fn authorize(
+        &self,
+        request: &payments::ports::ChargeRequest,
+    ) -> Result<payments::domain::ChargeOutcome, payments::ports::ProviderError> {
+        let simulator = Simulator::new(self.store, false);
+        Box::pin(handle(self.store, &simulator, self.cancel.clone()))
+            .await
+            .expect("the cancellation is applied while the provider authorizes");
+        simulator.authorize(request).await
+    }
+
+    async fn capture(
+        &self,
+        call: &payments::ports::ProviderCall,
+    ) -> Result<String, payments::ports::ProviderError> {
+        Simulator::new(self.store, false).capture(call).await
+    }
+
+    async fn void(
+        &self,
+        call: &payments::ports::ProviderCall,
+    ) -> Result<Option<String>, payments::ports::ProviderError> {
+        Simulator::new(self.store, false).void(call).await
+    }
+
+    async fn refund(
+        &self,
+        call: &payments::ports::ProviderCall,
+    ) -> Result<String, payments::ports::ProviderError> {
+        Simulator::new(self.store, false).refund(call).await
+    }
+}
+
+#[tokio::test]
+async fn an_authorization_that_lands_after_the_cancellation_is_voided_by_the_delivery_that_made_it()
+{
+    let app = app();
+    let order = OrderId::generate();
+    let provider = CancelledDuringAuthorization {
+        store: &app.store,
+        cancel: message(&cancelled(&order), 1),
+    };
+    let place = message(&placed(&order, "tok_approve"), 1);
+    // The cancel voided nothing (nothing was authorized yet); the authorization then landed.
+    let _ = handle(&app.store, &provider, place.clone()).await;
+    deliver_plain(&app.store, &redelivered(&place)).await;
+
+    assert_eq!(app.store.charges(order.as_str()), 1);
+    assert!(
+        !app.store.held(order.as_str()),
+        "money held on a cancelled order"
+    );
+    let status = app.store.get(&order).await.unwrap().map(|p| p.status);
+    assert_eq!(status, Some(Status::Voided));
+}
+
+async fn deliver_plain(store: &MemoryPayments, message: &Message) {
+    let provider = Simulator::new(store, false);
+    handle(store, &provider, message.clone()).await.unwrap();
+}
