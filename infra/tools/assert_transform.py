@@ -136,6 +136,31 @@ def rule_problems(template: dict) -> list:
             for overrides, expected, what in cases if rules_accept(template, overrides) != expected]
 
 
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def relay_source_problems(resources: dict) -> list:
+    """A relay may put only events of its own service's source (`events:source` condition on
+    every statement that allows `events:PutEvents`), so a compromised relay cannot forge
+    another service's events."""
+    problems = []
+    for service in ("orders", "payments", "notify"):
+        fid = logical_id(f"{service}-relay")
+        role_id = resources.get(fid, {}).get("Properties", {}).get("Role", {}).get("Fn::GetAtt", [None])[0]
+        role = resources.get(role_id, {})
+        statements = [st for policy in role.get("Properties", {}).get("Policies", [])
+                      for st in as_list(policy.get("PolicyDocument", {}).get("Statement", []))]
+        puts = [st for st in statements if "events:PutEvents" in as_list(st.get("Action", []))]
+        if not puts:
+            problems.append(f"{service}-relay: no statement allows events:PutEvents")
+        for st in puts:
+            source = st.get("Condition", {}).get("StringEquals", {}).get("events:source")
+            if source != f"shop.{service}":
+                problems.append(f"{service}-relay: events:PutEvents without events:source = shop.{service} ({source!r})")
+    return problems
+
+
 def main() -> int:
     template = json.load(open(sys.argv[1]))
     resources = template["Resources"]
@@ -179,6 +204,7 @@ def main() -> int:
 
     problems.extend(route_scope_problems(resources))
     problems.extend(rule_problems(template))
+    problems.extend(relay_source_problems(resources))
 
     for p in problems:
         print(f"  {p}")
