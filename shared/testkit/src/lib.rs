@@ -484,3 +484,26 @@ pub fn assert_routes_documented(routes: &[kit::http::Route], prefix: &str) {
         "in docs/openapi.yaml but not in the router: {unrouted:?}"
     );
 }
+
+/// One `#[tokio::test]` per contract case and adapter: `memory` and `dynamodb` are expressions
+/// (the latter awaited) building the adapter each case runs on, so one suite holds the in-memory
+/// twin to the DynamoDB adapter.
+#[macro_export]
+macro_rules! contract {
+    (memory: $memory:expr, dynamodb: $dynamo:expr, cases: [$($case:ident),+ $(,)?]) => {
+        mod memory {
+            use super::*;
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(&$memory).await;
+            })+
+        }
+        mod dynamodb {
+            use super::*;
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(&$dynamo.await).await;
+            })+
+        }
+    };
+}

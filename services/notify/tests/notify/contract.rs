@@ -61,24 +61,11 @@ async fn dynamo() -> DynamoNotifications {
     DynamoNotifications::new(client, &name)
 }
 
-macro_rules! contract {
-    ($($case:ident),+ $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(&super::MemoryNotifications::default()).await;
-            })+
-        }
-        mod dynamodb {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(&super::dynamo().await).await;
-            })+
-        }
-    };
-}
-
-contract!(
-    an_event_notifies_once_and_a_duplicate_commits_nothing,
-    a_customers_notifications_page_newest_first,
+testkit::contract!(
+    memory: MemoryNotifications::default(),
+    dynamodb: dynamo(),
+    cases: [
+        an_event_notifies_once_and_a_duplicate_commits_nothing,
+        a_customers_notifications_page_newest_first,
+    ]
 );

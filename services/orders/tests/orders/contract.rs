@@ -110,26 +110,13 @@ async fn dynamo() -> DynamoOrders {
     DynamoOrders::new(client, &table)
 }
 
-macro_rules! contract {
-    ($($case:ident),+ $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(&super::MemoryOrders::default()).await;
-            })+
-        }
-        mod dynamodb {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(&super::dynamo().await).await;
-            })+
-        }
-    };
-}
-
-contract!(
-    a_reused_idempotency_key_is_refused_and_writes_nothing,
-    an_update_needs_the_version_it_read,
-    an_event_is_applied_once_and_a_duplicate_writes_nothing,
-    only_pending_orders_past_the_cutoff_are_due_oldest_first,
+testkit::contract!(
+    memory: MemoryOrders::default(),
+    dynamodb: dynamo(),
+    cases: [
+        a_reused_idempotency_key_is_refused_and_writes_nothing,
+        an_update_needs_the_version_it_read,
+        an_event_is_applied_once_and_a_duplicate_writes_nothing,
+        only_pending_orders_past_the_cutoff_are_due_oldest_first,
+    ]
 );

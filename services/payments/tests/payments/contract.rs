@@ -99,25 +99,12 @@ async fn dynamo() -> DynamoPayments {
     DynamoPayments::new(client, &name)
 }
 
-macro_rules! contract {
-    ($($case:ident),+ $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(&super::MemoryPayments::default()).await;
-            })+
-        }
-        mod dynamodb {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(&super::dynamo().await).await;
-            })+
-        }
-    };
-}
-
-contract!(
-    a_new_payment_is_stored_once,
-    an_update_needs_the_version_it_read,
-    an_event_is_applied_once_and_a_duplicate_writes_nothing,
+testkit::contract!(
+    memory: MemoryPayments::default(),
+    dynamodb: dynamo(),
+    cases: [
+        a_new_payment_is_stored_once,
+        an_update_needs_the_version_it_read,
+        an_event_is_applied_once_and_a_duplicate_writes_nothing,
+    ]
 );
