@@ -1,6 +1,6 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint fmt schemas token build-lambda infra-check bench redrive load
+.PHONY: help setup run test chaos lint fmt schemas token build-lambda infra-check bench redrive load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -16,6 +16,13 @@ run: setup ## Run the whole application locally: moto + every function + HTTP AP
 
 test: ## Run every test (installs what they need first) and the offline infrastructure checks
 	bash tools/test.sh
+
+# `make chaos` needs what `make run` needs (moto), and python3 for tools/fault_proxy.py.
+chaos: SETUP_ARGS = --light
+
+chaos: setup ## Chaos run: 200 orders on the local stack, 10 % of AWS calls failing, a process killed every 1.5 s; prints the checker's table (ARGS="--orders 50 --seed 3 --faults 0.2")
+	cargo build -q --workspace --bins
+	$(or $(CARGO_TARGET_DIR),target)/debug/chaos $(ARGS)
 
 lint: ## rustfmt check and clippy with -D warnings
 	cargo fmt --all -- --check

@@ -10,6 +10,7 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod memory;
 pub mod metrics;
 pub mod money;
 pub mod outbox;

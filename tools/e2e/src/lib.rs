@@ -1,1 +1,5 @@
-//! Test-only crate: see `tests/saga.rs`.
+//! The whole application under test: the saga end to end (`tests/saga.rs`), its invariants
+//! under any interleaving on the in-memory adapters (`tests/interleavings.rs`), and chaos runs
+//! on the local stack ([`chaos`]: `make chaos`, a small run in `tests/chaos.rs`).
+
+pub mod chaos;

@@ -34,6 +34,11 @@ fn build_once(root: &std::path::Path) {
 }
 
 async fn stack() -> Stack {
+    stack_with(|_| {}).await
+}
+
+/// A stack whose options `configure` adjusts after the defaults of [`stack`].
+async fn stack_with(configure: impl FnOnce(&mut Options)) -> Stack {
     let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
     tokio::task::block_in_place(|| build_once(&root));
     let mut o = Options::new(root);
@@ -48,6 +53,7 @@ async fn stack() -> Stack {
     o.visibility_timeout = Some(5);
     o.print = std::env::var("TEST_LOG").is_ok();
     o.echo_logs = std::env::var("TEST_LOG").is_ok();
+    configure(&mut o);
     Stack::start(o).await.expect("the local stack starts")
 }
 
@@ -110,6 +116,17 @@ impl Api {
 
     /// Polls `GET path` until `check` accepts the body.
     async fn until(&self, what: &str, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+        self.until_within(DEADLINE, what, path, check).await
+    }
+
+    /// Polls `GET path` until `check` accepts the body, failing after `limit`.
+    async fn until_within(
+        &self,
+        limit: Duration,
+        what: &str,
+        path: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let (status, body) = self.get(path).await;
@@ -117,8 +134,8 @@ impl Api {
                 return body;
             }
             assert!(
-                started.elapsed() < DEADLINE,
-                "timed out after {DEADLINE:?} waiting for {what}; last: {status} {body}"
+                started.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}; last: {status} {body}"
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -311,4 +328,36 @@ async fn a_permanent_failure_waits_in_the_dlq_until_recovered_and_redriven() {
         other => panic!("moto has no StartMessageMoveTask: {other:?}"),
     }
     api.order_status(&id, "CONFIRMED").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_whose_payment_never_settles_is_cancelled_by_the_saga_timeout_and_notified() {
+    // The template's schedule runs orders-timeout (every 3 s here); a minute is the shortest
+    // timeout the template allows.
+    let stack = stack_with(|o| {
+        o.parameters.insert("SagaTimeoutMinutes".into(), "1".into());
+        o.schedule_period = Some(Duration::from_secs(3));
+    })
+    .await;
+    let api = Api::new(&stack, &testkit::unique("timeout"));
+    let placed = Instant::now();
+    let id = api.place("tok_unavailable", &testkit::unique("corr")).await;
+
+    let order = api
+        .until_within(
+            Duration::from_secs(180),
+            &format!("order {id} cancelled by the saga timeout"),
+            &format!("/v1/orders/{id}"),
+            |o| o["status"] != "PENDING",
+        )
+        .await;
+    assert_eq!(order["status"], "CANCELLED", "{order}");
+    assert_eq!(order["cancellation_reason"], "payment_timeout", "{order}");
+    assert!(
+        placed.elapsed() >= Duration::from_secs(60),
+        "cancelled before the timeout: after {:?}",
+        placed.elapsed()
+    );
+    let note = api.notification(&id, "OrderCancelled").await;
+    assert_eq!(note["order_id"], id.as_str(), "{note}");
 }

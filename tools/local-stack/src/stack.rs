@@ -178,6 +178,8 @@ pub struct Stack {
     pub startup: Startup,
     /// Processes killed by `kill_every` so far.
     pub killed: Arc<std::sync::atomic::AtomicUsize>,
+    /// The fault proxy's log (one `fault_proxy: …` line per injected fault) when `faults` is set.
+    pub fault_log: Option<PathBuf>,
     tasks: Vec<JoinHandle<()>>,
     moto: Option<Moto>,
     /// Killed on drop (`kill_on_drop`).
@@ -286,7 +288,7 @@ impl Stack {
                     &log_dir.join("fault-proxy.log"),
                 )
                 .await?;
-                (Some(child), url)
+                (Some((child, log_dir.join("fault-proxy.log"))), url)
             }
             None => (None, moto_endpoint.clone()),
         };
@@ -466,9 +468,10 @@ impl Stack {
             clients,
             startup,
             killed,
+            fault_log: fault_proxy.as_ref().map(|(_, log)| log.clone()),
             tasks,
             moto,
-            _fault_proxy: fault_proxy,
+            _fault_proxy: fault_proxy.map(|(child, _)| child),
         };
         if o.print {
             stack.print_summary();
@@ -578,6 +581,18 @@ impl Stack {
     pub fn token(&self, sub: &str, scopes: &[&str]) -> anyhow::Result<String> {
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         self.key.mint(sub, &scopes, 3600)
+    }
+
+    /// How many faults the fault proxy has injected so far (0 without `faults`).
+    pub fn faults_injected(&self) -> usize {
+        self.fault_log
+            .as_ref()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .map_or(0, |text| {
+                text.lines()
+                    .filter(|l| l.starts_with("fault_proxy: "))
+                    .count()
+            })
     }
 
     /// Stops everything now (also done on drop).

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use kit::{
-    dynamo::{self, CommitError, Entity, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
+    dynamo::{self, Entity, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
     idempotency::{self, IdempotencyStore},
 };
 
-use super::{RECORD_CHANNEL, customer_sort_key, log_sent};
+use super::{RECORD_CHANNEL, customer_sort_key, log_sent, send_error};
 use crate::{
     domain::{CustomerId, Notification},
     ports::{NotificationLog, Notifier, NotifyError, Page},
@@ -84,14 +84,9 @@ impl Notifier for DynamoNotifications {
             .and_then(|t| t.publish(events))
             .and_then(|t| t.processed(PROCESSED_SCOPE, Some(&notification.event_id), now))
             .map_err(unavailable)?;
-        match change.commit(&self.client).await {
-            Ok(()) => {
-                log_sent(notification);
-                Ok(())
-            }
-            Err(CommitError::AlreadyProcessed) => Err(NotifyError::AlreadyProcessed),
-            Err(error) => Err(unavailable(error)),
-        }
+        change.commit(&self.client).await.map_err(send_error)?;
+        log_sent(notification);
+        Ok(())
     }
 }
 

@@ -1,45 +1,35 @@
-//! The notifier and notification log in memory, with the same rules as DynamoDB: a
-//! notification commits atomically with its outbox events and its processed-event marker.
+//! The notifier and notification log in memory: a [`kit::memory::Table`], the twin of the
+//! DynamoDB table (a notification commits atomically with its outbox events and its
+//! processed-event marker), with the same error mapping as the DynamoDB adapter.
 
-use std::{
-    collections::HashSet,
-    sync::{Mutex, MutexGuard, PoisonError},
+use kit::{
+    events::Envelope,
+    memory::{Change, Table},
 };
 
-use kit::events::Envelope;
-
-use super::{RECORD_CHANNEL, customer_sort_key, log_sent};
+use super::{RECORD_CHANNEL, customer_sort_key, log_sent, send_error};
 use crate::{
     domain::{CustomerId, Notification},
     ports::{NotificationLog, Notifier, NotifyError, Page},
 };
 
-#[derive(Debug, Default)]
-struct State {
-    notifications: Vec<Notification>,
-    outbox: Vec<Envelope>,
-    processed: HashSet<String>,
-}
-
 /// Notifications in memory.
 #[derive(Debug, Default)]
 pub struct MemoryNotifications {
-    state: Mutex<State>,
+    table: Table<Notification>,
 }
 
 impl MemoryNotifications {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Every notification recorded so far, in order.
+    /// Every notification recorded so far, oldest first.
     pub fn notifications(&self) -> Vec<Notification> {
-        self.state().notifications.clone()
+        let mut all = self.table.select(|_| true);
+        all.sort_by_key(customer_sort_key);
+        all
     }
 
     /// Every event written to the outbox so far, in order.
     pub fn outbox(&self) -> Vec<Envelope> {
-        self.state().outbox.clone()
+        self.table.outbox()
     }
 }
 
@@ -49,7 +39,7 @@ impl Notifier for MemoryNotifications {
     }
 
     async fn is_processed(&self, event_id: &str) -> Result<bool, NotifyError> {
-        Ok(self.state().processed.contains(event_id))
+        Ok(self.table.is_processed(event_id))
     }
 
     async fn send(
@@ -57,12 +47,10 @@ impl Notifier for MemoryNotifications {
         notification: &Notification,
         events: &[Envelope],
     ) -> Result<(), NotifyError> {
-        let mut state = self.state();
-        if !state.processed.insert(notification.event_id.clone()) {
-            return Err(NotifyError::AlreadyProcessed);
-        }
-        state.notifications.push(notification.clone());
-        state.outbox.extend_from_slice(events);
+        let change = Change::create(notification.id.as_str(), notification.clone())
+            .publish(events)
+            .processed(Some(&notification.event_id));
+        self.table.commit(change).map_err(send_error)?;
         log_sent(notification);
         Ok(())
     }
@@ -76,11 +64,10 @@ impl NotificationLog for MemoryNotifications {
         after: Option<&str>,
     ) -> Result<Page, NotifyError> {
         let mine: Vec<(String, Notification)> = self
-            .state()
-            .notifications
-            .iter()
-            .filter(|n| &n.customer_id == customer)
-            .map(|n| (customer_sort_key(n), n.clone()))
+            .table
+            .select(|n| &n.customer_id == customer)
+            .into_iter()
+            .map(|n| (customer_sort_key(&n), n))
             .collect();
         let (notifications, next) = kit::page::in_memory(mine, limit, after);
         Ok(Page {

@@ -4,7 +4,9 @@
 pub mod dynamodb;
 pub mod memory;
 
-use crate::domain::Notification;
+use kit::dynamo::CommitError;
+
+use crate::{domain::Notification, ports::NotifyError};
 
 /// The channel of the built-in notifier: the notification is recorded and logged.
 pub const RECORD_CHANNEL: &str = "record";
@@ -24,4 +26,19 @@ pub(crate) fn log_sent(notification: &Notification) {
         channel = notification.channel,
         "notification sent"
     );
+}
+
+/// What a failed send means to the service, whichever store failed it.
+pub(crate) fn send_error(error: CommitError) -> NotifyError {
+    match error {
+        CommitError::AlreadyProcessed => NotifyError::AlreadyProcessed,
+        error => NotifyError::Unavailable(Box::new(error)),
+    }
+}
+
+/// Notifications are written once and never updated: their version is always 0.
+impl kit::memory::Versioned for Notification {
+    fn version(&self) -> u64 {
+        0
+    }
 }

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
 use chrono::{DateTime, Utc};
 use kit::{
-    dynamo::{self, CommitError, Entity, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
+    dynamo::{self, Entity, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
     idempotency::{self, IdempotencyStore},
 };
 
-use super::customer_sort_key;
+use super::{customer_sort_key, insert_error, update_error};
 use crate::{
     domain::{CustomerId, Order, OrderId, Status},
     ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
@@ -151,12 +151,7 @@ impl OrderRepository for DynamoOrders {
             .and_then(|t| t.publish(events))
             .and_then(|t| t.idempotency(record, idempotency::HTTP_TTL, now))
             .map_err(unavailable)?;
-        match change.commit(&self.client).await {
-            Ok(()) => Ok(()),
-            Err(CommitError::IdempotencyKeyTaken) => Err(RepositoryError::IdempotencyKeyTaken),
-            Err(CommitError::Concurrent) => Err(RepositoryError::Conflict),
-            Err(error) => Err(unavailable(error)),
-        }
+        change.commit(&self.client).await.map_err(insert_error)
     }
 
     async fn update(
@@ -172,15 +167,7 @@ impl OrderRepository for DynamoOrders {
             .and_then(|t| t.publish(events))
             .and_then(|t| t.processed(PROCESSED_SCOPE, processed_event, now))
             .map_err(unavailable)?;
-        match change.commit(&self.client).await {
-            Ok(()) => Ok(()),
-            Err(CommitError::AlreadyProcessed) => Err(RepositoryError::AlreadyProcessed),
-            // Changed since read, or being written right now: read again and retry.
-            Err(CommitError::EntityChanged | CommitError::Concurrent) => {
-                Err(RepositoryError::VersionConflict)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        change.commit(&self.client).await.map_err(update_error)
     }
 
     async fn is_processed(&self, event_id: &str) -> Result<bool, RepositoryError> {

@@ -1,51 +1,36 @@
-//! The order repository in memory, with the same rules as DynamoDB: atomic writes of an order
-//! with its outbox events, version checks, processed-event markers, idempotency records.
-
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{Mutex, MutexGuard, PoisonError},
-};
+//! The order repository in memory: a [`kit::memory::Table`], the twin of the DynamoDB table
+//! (atomic writes of an order with its outbox events, version checks, processed-event markers,
+//! idempotency records), with the same error mapping as the DynamoDB adapter.
 
 use chrono::{DateTime, Utc};
 use kit::{
     events::Envelope,
-    idempotency::{self, MemoryIdempotency, Record},
+    idempotency::{self, Record},
+    memory::{Change, Table},
 };
 
-use super::customer_sort_key;
+use super::{customer_sort_key, insert_error, update_error};
 use crate::{
     domain::{CustomerId, Order, OrderId, Status},
     ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
 };
 
-#[derive(Debug, Default)]
-struct State {
-    orders: HashMap<OrderId, Order>,
-    outbox: Vec<Envelope>,
-    processed: HashSet<String>,
-}
-
 /// Orders in memory.
 #[derive(Debug, Default)]
 pub struct MemoryOrders {
-    state: Mutex<State>,
-    idempotency: MemoryIdempotency,
+    table: Table<Order>,
 }
 
 impl MemoryOrders {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Every event written to the outbox so far, in order.
     pub fn outbox(&self) -> Vec<Envelope> {
-        self.state().outbox.clone()
+        self.table.outbox()
     }
 }
 
 impl OrderRepository for MemoryOrders {
     async fn get(&self, id: &OrderId) -> Result<Option<Order>, RepositoryError> {
-        Ok(self.state().orders.get(id).cloned())
+        Ok(self.table.get(id.as_str()))
     }
 
     async fn list_for_customer(
@@ -55,11 +40,10 @@ impl OrderRepository for MemoryOrders {
         after: Option<&str>,
     ) -> Result<Page, RepositoryError> {
         let mine: Vec<(String, Order)> = self
-            .state()
-            .orders
-            .values()
-            .filter(|o| &o.customer_id == customer)
-            .map(|o| (customer_sort_key(o), o.clone()))
+            .table
+            .select(|o| &o.customer_id == customer)
+            .into_iter()
+            .map(|o| (customer_sort_key(&o), o))
             .collect();
         let (orders, next) = kit::page::in_memory(mine, limit, after);
         Ok(Page { orders, next })
@@ -70,17 +54,14 @@ impl OrderRepository for MemoryOrders {
         cutoff: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<OrderId>, RepositoryError> {
-        let state = self.state();
-        let mut due: Vec<&Order> = state
-            .orders
-            .values()
-            .filter(|o| o.status == Status::Pending && o.created_at < cutoff)
-            .collect();
+        let mut due = self
+            .table
+            .select(|o| o.status == Status::Pending && o.created_at < cutoff);
         due.sort_by_key(|o| (o.created_at, o.id.as_str().to_owned()));
         Ok(due
             .into_iter()
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(|o| o.id.clone())
+            .map(|o| o.id)
             .collect())
     }
 
@@ -90,20 +71,15 @@ impl OrderRepository for MemoryOrders {
         events: &[Envelope],
         idempotency: Option<&IdempotentResponse>,
     ) -> Result<(), RepositoryError> {
-        let mut state = self.state();
-        if state.orders.contains_key(&order.id) {
-            return Err(RepositoryError::Unavailable("duplicate order id".into()));
-        }
-        if let Some(stored) = idempotency {
+        let record = idempotency.map(|stored| {
             let record =
                 Record::completed(&stored.fingerprint, &stored.response, idempotency::HTTP_TTL);
-            self.idempotency
-                .insert_if_absent(&stored.key, record)
-                .map_err(|_| RepositoryError::IdempotencyKeyTaken)?;
-        }
-        state.orders.insert(order.id.clone(), order.clone());
-        state.outbox.extend_from_slice(events);
-        Ok(())
+            (&stored.key, record)
+        });
+        let change = Change::create(order.id.as_str(), order.clone())
+            .publish(events)
+            .idempotency(record);
+        self.table.commit(change).map_err(insert_error)
     }
 
     async fn update(
@@ -113,34 +89,20 @@ impl OrderRepository for MemoryOrders {
         events: &[Envelope],
         processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
-        let mut state = self.state();
-        let current = state.orders.get(&order.id).map(|o| o.version);
-        if current != Some(expected_version) {
-            return Err(RepositoryError::VersionConflict);
-        }
-        if let Some(event_id) = processed_event {
-            if state.processed.contains(event_id) {
-                return Err(RepositoryError::AlreadyProcessed);
-            }
-            state.processed.insert(event_id.to_owned());
-        }
-        state.orders.insert(order.id.clone(), order.clone());
-        state.outbox.extend_from_slice(events);
-        Ok(())
+        let change = Change::update(order.id.as_str(), order.clone(), expected_version)
+            .publish(events)
+            .processed(processed_event);
+        self.table.commit(change).map_err(update_error)
     }
 
     async fn is_processed(&self, event_id: &str) -> Result<bool, RepositoryError> {
-        Ok(self.state().processed.contains(event_id))
+        Ok(self.table.is_processed(event_id))
     }
 
     async fn idempotency_record(
         &self,
         key: &idempotency::Key,
     ) -> Result<Option<Record>, RepositoryError> {
-        use kit::idempotency::IdempotencyStore;
-        self.idempotency
-            .get(key)
-            .await
-            .map_err(|e| RepositoryError::Unavailable(Box::new(e)))
+        Ok(self.table.idempotency_record(key))
     }
 }

@@ -9,11 +9,12 @@ use aws_sdk_dynamodb::{
     Client, error::SdkError, operation::put_item::PutItemError, types::AttributeValue,
 };
 use kit::{
-    dynamo::{self, CommitError, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
+    dynamo::{self, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
     idempotency::{self, IdempotencyStore},
 };
 
+use super::write_error;
 use crate::{
     domain::{OrderId, Payment},
     ports::{ChargeLedger, LedgerEntry, Operation, PaymentRepository, RepositoryError},
@@ -72,19 +73,6 @@ impl DynamoPayments {
     }
 
     /// The outcome of a committed change, in the port's words.
-    fn committed(result: Result<(), CommitError>) -> Result<(), RepositoryError> {
-        match result {
-            Ok(()) => Ok(()),
-            Err(CommitError::AlreadyProcessed) => Err(RepositoryError::AlreadyProcessed),
-            Err(CommitError::EntityExists) => Err(RepositoryError::PaymentExists),
-            // Changed since read, or being written right now: read again and retry.
-            Err(CommitError::EntityChanged | CommitError::Concurrent) => {
-                Err(RepositoryError::VersionConflict)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
-    }
-
     async fn get_item(
         &self,
         key: [(&'static str, AttributeValue); 2],
@@ -124,7 +112,7 @@ impl PaymentRepository for DynamoPayments {
             .and_then(|t| t.publish(events))
             .and_then(|t| t.processed(PROCESSED_SCOPE, processed_event, now))
             .map_err(unavailable)?;
-        Self::committed(change.commit(&self.client).await)
+        change.commit(&self.client).await.map_err(write_error)
     }
 
     async fn update(
@@ -140,7 +128,7 @@ impl PaymentRepository for DynamoPayments {
             .and_then(|t| t.publish(events))
             .and_then(|t| t.processed(PROCESSED_SCOPE, processed_event, now))
             .map_err(unavailable)?;
-        Self::committed(change.commit(&self.client).await)
+        change.commit(&self.client).await.map_err(write_error)
     }
 
     async fn is_processed(&self, event_id: &str) -> Result<bool, RepositoryError> {

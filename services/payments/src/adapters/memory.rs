@@ -1,47 +1,41 @@
-//! Payments in memory, with the same rules as DynamoDB: atomic writes of a payment with its
-//! outbox events and processed marker, version checks, a ledger where the first entry per
+//! Payments in memory: a [`kit::memory::Table`], the twin of the DynamoDB table (atomic writes
+//! of a payment with its outbox events and processed marker, version checks), with the same
+//! error mapping as the DynamoDB adapter; and the simulator's ledger, where the first entry per
 //! operation and key wins.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{Mutex, MutexGuard, PoisonError},
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use kit::{
+    events::Envelope,
+    memory::{Change, Table},
 };
 
-use kit::events::Envelope;
-
+use super::write_error;
 use crate::{
     domain::{OrderId, Payment},
     ports::{ChargeLedger, LedgerEntry, Operation, PaymentRepository, RepositoryError},
 };
 
-#[derive(Debug, Default)]
-struct State {
-    payments: HashMap<OrderId, Payment>,
-    outbox: Vec<Envelope>,
-    processed: HashSet<String>,
-    ledger: Vec<LedgerEntry>,
-}
-
 /// Payments (and the simulator's ledger) in memory.
 #[derive(Debug, Default)]
 pub struct MemoryPayments {
-    state: Mutex<State>,
+    table: Table<Payment>,
+    ledger: Mutex<Vec<LedgerEntry>>,
 }
 
 impl MemoryPayments {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn ledger(&self) -> MutexGuard<'_, Vec<LedgerEntry>> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every event written to the outbox so far, in order.
     pub fn outbox(&self) -> Vec<Envelope> {
-        self.state().outbox.clone()
+        self.table.outbox()
     }
 
     /// How many ledger entries of `operation` exist for `key`.
     pub fn count(&self, operation: Operation, key: &str) -> usize {
-        self.state()
-            .ledger
+        self.ledger()
             .iter()
             .filter(|e| e.operation == operation && e.key == key)
             .count()
@@ -60,10 +54,9 @@ impl MemoryPayments {
     /// Whether the simulator holds money for `key`: an approved authorization neither
     /// captured nor voided.
     pub fn held(&self, key: &str) -> bool {
-        let state = self.state();
+        let ledger = self.ledger();
         let has = |operation: Operation| {
-            state
-                .ledger
+            ledger
                 .iter()
                 .any(|e| e.operation == operation && e.key == key && e.decline_reason.is_none())
         };
@@ -74,38 +67,11 @@ impl MemoryPayments {
     pub fn captured(&self, key: &str) -> bool {
         self.count(Operation::Capture, key) > 0 && self.refunds(key) == 0
     }
-
-    /// Writes `payment` with its events and the event's processed marker if `holds` accepts
-    /// the current payment — all or nothing, like the DynamoDB transaction.
-    fn write(
-        &self,
-        payment: &Payment,
-        events: &[Envelope],
-        processed_event: Option<&str>,
-        holds: impl FnOnce(Option<&Payment>) -> bool,
-        on_payment: RepositoryError,
-    ) -> Result<(), RepositoryError> {
-        let mut state = self.state();
-        if processed_event.is_some_and(|id| state.processed.contains(id)) {
-            return Err(RepositoryError::AlreadyProcessed);
-        }
-        if !holds(state.payments.get(&payment.order_id)) {
-            return Err(on_payment);
-        }
-        if let Some(id) = processed_event {
-            state.processed.insert(id.to_owned());
-        }
-        state
-            .payments
-            .insert(payment.order_id.clone(), payment.clone());
-        state.outbox.extend_from_slice(events);
-        Ok(())
-    }
 }
 
 impl PaymentRepository for MemoryPayments {
     async fn get(&self, order_id: &OrderId) -> Result<Option<Payment>, RepositoryError> {
-        Ok(self.state().payments.get(order_id).cloned())
+        Ok(self.table.get(order_id.as_str()))
     }
 
     async fn insert(
@@ -114,14 +80,10 @@ impl PaymentRepository for MemoryPayments {
         events: &[Envelope],
         processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
-        let absent = |current: Option<&Payment>| current.is_none();
-        self.write(
-            payment,
-            events,
-            processed_event,
-            absent,
-            RepositoryError::PaymentExists,
-        )
+        let change = Change::create(payment.order_id.as_str(), payment.clone())
+            .publish(events)
+            .processed(processed_event);
+        self.table.commit(change).map_err(write_error)
     }
 
     async fn update(
@@ -131,19 +93,14 @@ impl PaymentRepository for MemoryPayments {
         events: &[Envelope],
         processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
-        let unchanged =
-            |current: Option<&Payment>| current.map(|p| p.version) == Some(expected_version);
-        self.write(
-            payment,
-            events,
-            processed_event,
-            unchanged,
-            RepositoryError::VersionConflict,
-        )
+        let change = Change::update(payment.order_id.as_str(), payment.clone(), expected_version)
+            .publish(events)
+            .processed(processed_event);
+        self.table.commit(change).map_err(write_error)
     }
 
     async fn is_processed(&self, event_id: &str) -> Result<bool, RepositoryError> {
-        Ok(self.state().processed.contains(event_id))
+        Ok(self.table.is_processed(event_id))
     }
 }
 
@@ -154,23 +111,21 @@ impl ChargeLedger for MemoryPayments {
         key: &str,
     ) -> Result<Option<LedgerEntry>, RepositoryError> {
         Ok(self
-            .state()
-            .ledger
+            .ledger()
             .iter()
             .find(|e| e.operation == operation && e.key == key)
             .cloned())
     }
 
     async fn record(&self, entry: &LedgerEntry) -> Result<LedgerEntry, RepositoryError> {
-        let mut state = self.state();
-        let first = state
-            .ledger
+        let mut ledger = self.ledger();
+        let first = ledger
             .iter()
             .find(|e| e.operation == entry.operation && e.key == entry.key);
         if let Some(first) = first {
             return Ok(first.clone());
         }
-        state.ledger.push(entry.clone());
+        ledger.push(entry.clone());
         Ok(entry.clone())
     }
 }
