@@ -315,7 +315,7 @@ def getatt_id(value):
 
 def dlq_problems(resources: dict) -> list:
     """Every dead-letter queue — a redrive target, a rule target's DLQ, an event source
-    mapping's on-failure destination — is retained on deletion and replacement, and named as
+    mapping's on-failure destination, the bus's DLQ — is retained on deletion and replacement, and named as
     infra/policies/sqs.guard recognises DLQs (logical id ending in Dlq)."""
     dlqs = set()
     for r in resources.values():
@@ -326,6 +326,8 @@ def dlq_problems(resources: dict) -> list:
             dlqs.update(getatt_id(t.get("DeadLetterConfig", {}).get("Arn")) for t in props.get("Targets", []))
         elif r.get("Type") == "AWS::Lambda::EventSourceMapping":
             dlqs.add(getatt_id(props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")))
+        elif r.get("Type") == "AWS::Events::EventBus":
+            dlqs.add(getatt_id(props.get("DeadLetterConfig", {}).get("Arn")))
     dlqs.discard(None)
     problems = [] if dlqs else ["no dead-letter queue found"]
     for qid in sorted(dlqs):
@@ -334,6 +336,10 @@ def dlq_problems(resources: dict) -> list:
             problems.append(f"{qid}: a dead-letter queue must have DeletionPolicy and UpdateReplacePolicy Retain")
         if not qid.endswith("Dlq"):
             problems.append(f"{qid}: a dead-letter queue's logical id must end in Dlq (sqs.guard selects DLQs by it)")
+    buses = [rid for rid, r in resources.items() if r.get("Type") == "AWS::Events::EventBus"]
+    for rid in buses:
+        if not getatt_id(resources[rid].get("Properties", {}).get("DeadLetterConfig", {}).get("Arn")):
+            problems.append(f"{rid}: a bus encrypted with a customer managed key needs a DeadLetterConfig")
     return problems
 
 
