@@ -86,10 +86,15 @@ workflow_rule_fails() {
 }
 
 check "cfn-lint infra/template.yaml" "$venv/cfn-lint" infra/template.yaml
+# The parameters without a default get the values a deployment gives them (samconfig.toml for
+# dev; a fork's own for prod): unresolved, SAM's CORS handling would rewrite the configuration.
 check "transform SAM -> CloudFormation (Stage=dev)" \
-  "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.cfn.json"
+  "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.cfn.json" \
+  --param CorsAllowOrigin=https://localhost:3000 --param CallbackUrls=https://localhost:3000
 check "transform SAM -> CloudFormation (Stage=prod)" \
-  "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.prod.cfn.json" --param Stage=prod
+  "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.prod.cfn.json" --param Stage=prod \
+  --param CorsAllowOrigin=https://shop.example.org --param CallbackUrls=https://shop.example.org/callback \
+  --param PaymentProvider=acme
 check "transformed: alias live + deployment group with failure alarm + own role per function, route scopes, rules, orders-http provisioned concurrency" \
   "$venv/python" infra/tools/assert_transform.py "$out/template.cfn.json"
 

@@ -6,13 +6,24 @@ its own, and a failure alarm in that group that watches the function's own failu
 (5xx responses, failed messages, events not published) for the version being deployed; for
 orders-http: provisioned concurrency on the alias and an auto-scaling target on it. Every route
 of the HTTP API requires the customer scope (`${AppName}/orders`). The template's rules refuse
-an external JWT issuer without an audience.
+an external JWT issuer without an audience, and a prod stack with localhost/empty/wildcard CORS
+origins or callback URLs or with the payment simulator; infra/samconfig.toml's dev and staging
+parameters pass them and its prod parameters cannot reach prod unchanged. The public Cognito
+client is a PKCE client (no secret, code grant only); the client-credentials smoke client is
+never created in prod. Least privilege: every function's DynamoDB actions are the ones its
+adapters call (no Scan, no DeleteItem, no batch writes, unless allow-listed here), index queries
+are granted on index ARNs only, and every KMS grant is limited by `kms:ViaService`. Every
+dead-letter queue is retained on deletion and replacement.
 
     .venv/bin/python infra/tools/assert_transform.py .local/infra/template.cfn.json
 """
 
 import json
+import re
+import shlex
 import sys
+import tomllib
+from pathlib import Path
 
 CONTRACT_FUNCTIONS = [f"{s}-{k}" for s in ("orders", "payments", "notify") for k in ("http", "events", "relay")]
 # The EMF namespace of shared/kit/src/metrics.rs and the metric each kind of function emits
@@ -78,6 +89,28 @@ def watches_new_version(value, fid: str, resources: dict) -> bool:
         version.get("Properties", {}).get("FunctionName") == {"Ref": fid}
 
 
+# Headers a browser sends beyond the safelisted ones, and those it must read (kit::http and
+# orders' handlers name them; tools/local-stack/tests/template_matches_code.rs checks the source).
+CORS_ALLOW_HEADERS = {"authorization", "content-type", "idempotency-key", "x-correlation-id"}
+CORS_EXPOSE_HEADERS = {"location", "idempotent-replayed", "x-correlation-id"}
+
+
+def cors_problems(resources: dict) -> list:
+    """The transformed API's CORS configuration is a plain one with the headers: SAM rewrites a
+    configuration whose AllowOrigins is still an intrinsic into that intrinsic alone."""
+    cors = resources.get("HttpApi", {}).get("Properties", {}).get("Body", {}).get("x-amazon-apigateway-cors")
+    if not isinstance(cors, dict) or "allowOrigins" not in cors:
+        return [f"HttpApi: the CORS configuration did not survive the transform: {cors}"]
+    problems = []
+    if not isinstance(cors["allowOrigins"], list):
+        problems.append(f"HttpApi: CORS allowOrigins is not a list: {cors['allowOrigins']!r}")
+    for key, wanted in (("allowHeaders", CORS_ALLOW_HEADERS), ("exposeHeaders", CORS_EXPOSE_HEADERS)):
+        missing = wanted - {h.lower() for h in cors.get(key, []) if isinstance(h, str)}
+        if missing:
+            problems.append(f"HttpApi: CORS {key} lacks {sorted(missing)}")
+    return problems
+
+
 def route_scope_problems(resources: dict) -> list:
     """Every operation of the HTTP API's OpenAPI body needs the JWT authorizer with the
     customer scope, so ID tokens and tokens without the scope get 403."""
@@ -94,29 +127,56 @@ def route_scope_problems(resources: dict) -> list:
     return problems
 
 
-def evaluate(expr, params: dict):
-    """The value of a rule expression (Ref to a parameter and the condition functions)."""
+def parameter_values(template: dict, overrides: dict) -> dict:
+    """Parameter values as CloudFormation sees them: the defaults (a parameter without one is
+    missing, None), overridden; list parameters split on commas."""
+    params = {}
+    for name, spec in template.get("Parameters", {}).items():
+        value = overrides.get(name, spec.get("Default"))
+        if value is not None and "List" in spec.get("Type", ""):
+            value = [v.strip() for v in str(value).split(",")]
+        params[name] = value
+    return params
+
+
+def evaluate(expr, params: dict, conditions: dict | None = None):
+    """The value of a rule or condition expression (Ref to a parameter, the condition
+    functions, Fn::Contains and Condition)."""
+    if isinstance(expr, list):
+        return [evaluate(e, params, conditions) for e in expr]
     if not isinstance(expr, dict):
         return expr
     (fn, arg), = expr.items()
     if fn == "Ref":
         return params[arg]
+    if fn == "Condition":
+        return evaluate((conditions or {})[arg], params, conditions)
+    if fn == "Fn::Contains":
+        return evaluate(arg[1], params, conditions) in evaluate(arg[0], params, conditions)
     if fn == "Fn::Equals":
-        return evaluate(arg[0], params) == evaluate(arg[1], params)
+        return evaluate(arg[0], params, conditions) == evaluate(arg[1], params, conditions)
     if fn == "Fn::Not":
-        return not evaluate(arg[0], params)
+        return not evaluate(arg[0], params, conditions)
     if fn == "Fn::And":
-        return all(evaluate(a, params) for a in arg)
+        return all(evaluate(a, params, conditions) for a in arg)
     if fn == "Fn::Or":
-        return any(evaluate(a, params) for a in arg)
+        return any(evaluate(a, params, conditions) for a in arg)
     raise ValueError(f"unsupported rule function {fn}")
 
 
 def rules_accept(template: dict, overrides: dict) -> bool:
-    """Whether CloudFormation would accept the parameters: every rule whose condition holds
-    has all its assertions true."""
-    params = {k: v.get("Default", "") for k, v in template.get("Parameters", {}).items()}
-    params.update(overrides)
+    """Whether CloudFormation would accept the parameters: every parameter has a value (its
+    default or an override) within its AllowedPattern / AllowedValues, and every rule whose
+    condition holds has all its assertions true."""
+    params = parameter_values(template, overrides)
+    if any(v is None for v in params.values()):
+        return False
+    for name, spec in template.get("Parameters", {}).items():
+        values = params[name] if isinstance(params[name], list) else [params[name]]
+        if "AllowedPattern" in spec and not all(re.fullmatch(spec["AllowedPattern"], str(v)) for v in values):
+            return False
+        if "AllowedValues" in spec and not all(v in spec["AllowedValues"] for v in values):
+            return False
     for rule in template.get("Rules", {}).values():
         if "RuleCondition" in rule and not evaluate(rule["RuleCondition"], params):
             continue
@@ -125,15 +185,192 @@ def rules_accept(template: dict, overrides: dict) -> bool:
     return True
 
 
+# What a dev stack is given (infra/samconfig.toml) and what a real prod stack would be.
+LOCAL_WEB = {"CorsAllowOrigin": "https://localhost:3000", "CallbackUrls": "https://localhost:3000"}
+REAL_WEB = {"CorsAllowOrigin": "https://shop.example.org", "CallbackUrls": "https://shop.example.org/callback"}
+PROD = {"Stage": "prod", "PaymentProvider": "acme"}
+
+
 def rule_problems(template: dict) -> list:
     issuer = "https://issuer.example.com/"
     cases = [
-        ({}, True, "the defaults (Cognito)"),
-        ({"JwtIssuer": issuer, "JwtAudience": "client-1"}, True, "an external issuer with an audience"),
-        ({"JwtIssuer": issuer}, False, "an external issuer without an audience"),
+        (LOCAL_WEB, True, "dev with localhost origins and the simulator"),
+        ({**LOCAL_WEB, "JwtIssuer": issuer, "JwtAudience": "client-1"}, True, "an external issuer with an audience"),
+        ({**LOCAL_WEB, "JwtIssuer": issuer}, False, "an external issuer without an audience"),
+        ({}, False, "a stack without CORS origins and callback URLs"),
+        ({**REAL_WEB, **PROD}, True, "prod with real origins, callback URLs and provider"),
+        ({**REAL_WEB, "Stage": "prod"}, False, "prod with the default payment provider (the simulator)"),
+        ({**REAL_WEB, **PROD, "PaymentProvider": "simulator"}, False, "prod with the payment simulator"),
+        ({**LOCAL_WEB, **PROD}, False, "prod with localhost origins and callback URLs"),
+        ({**REAL_WEB, **PROD, "CorsAllowOrigin": "https://shop.example.org,https://localhost:3000"}, False,
+         "an origin list (one origin only)"),
+        ({**REAL_WEB, **PROD, "CorsAllowOrigin": "https://shop.example.org/app"}, False, "an origin with a path"),
+        ({**REAL_WEB, **PROD, "CorsAllowOrigin": "http://localhost:3000"}, False, "prod with an http localhost origin"),
+        ({**REAL_WEB, **PROD, "CorsAllowOrigin": "*"}, False, "prod with a wildcard origin"),
+        ({**REAL_WEB, **PROD, "CallbackUrls": "https://localhost:3000/callback"}, False,
+         "prod with a localhost callback URL"),
+        ({**REAL_WEB, **PROD, "CorsAllowOrigin": ""}, False, "prod with an empty origin"),
+        ({**REAL_WEB, **PROD, "CallbackUrls": ""}, False, "prod with an empty callback URL"),
     ]
     return [f"rules: {what} {'refused' if expected else 'accepted'}"
             for overrides, expected, what in cases if rules_accept(template, overrides) != expected]
+
+
+def samconfig_overrides(path: Path) -> dict:
+    """Each environment's `parameter_overrides` of infra/samconfig.toml, as a dict."""
+    config = tomllib.loads(path.read_text())
+    envs = {}
+    for env, commands in config.items():
+        if not isinstance(commands, dict):
+            continue
+        overrides = commands.get("deploy", {}).get("parameters", {}).get("parameter_overrides")
+        if overrides is not None:
+            words = shlex.split(overrides) if isinstance(overrides, str) else overrides
+            envs[env] = dict(w.split("=", 1) for w in words)
+    return envs
+
+
+def samconfig_problems(template: dict, path: Path) -> list:
+    """dev and staging deploy with what samconfig.toml gives them; prod's parameters do not
+    reach prod unchanged (a fork sets its origins, callback URLs and provider first)."""
+    envs = samconfig_overrides(path)
+    problems = [f"samconfig: no [{env}.deploy.parameters] parameter_overrides"
+                for env in ("dev", "staging", "prod") if env not in envs]
+    for env in ("dev", "staging"):
+        if env in envs and not rules_accept(template, envs[env]):
+            problems.append(f"samconfig: {env}'s parameter_overrides miss a parameter or break a rule")
+    if "prod" in envs and rules_accept(template, envs["prod"]):
+        problems.append("samconfig: prod's parameter_overrides pass the rules (localhost or simulator defaults reach prod)")
+    return problems
+
+
+def stack_conditions(template: dict, overrides: dict) -> dict:
+    """The template's conditions, evaluated for the parameters."""
+    params = parameter_values(template, overrides)
+    conditions = template.get("Conditions", {})
+    return {name: bool(evaluate(expr, params, conditions)) for name, expr in conditions.items()}
+
+
+def cognito_problems(template: dict) -> list:
+    """The app client is a public PKCE client: no secret, the authorization code grant only
+    (Cognito verifies a code_challenge when the client sends one; it has no setting to demand
+    it), no password or SRP sign-in bypassing the hosted UI. The client-credentials smoke
+    client exists outside prod only."""
+    resources = template["Resources"]
+    problems = []
+    app = resources.get("UserPoolClient", {}).get("Properties", {})
+    if app.get("GenerateSecret") is not False:
+        problems.append("UserPoolClient: a public client must not have a secret (GenerateSecret: false)")
+    if app.get("AllowedOAuthFlows") != ["code"]:
+        problems.append(f"UserPoolClient: OAuth flows must be [code], not {app.get('AllowedOAuthFlows')}")
+    direct = [f for f in app.get("ExplicitAuthFlows", []) if f != "ALLOW_REFRESH_TOKEN_AUTH"]
+    if direct:
+        problems.append(f"UserPoolClient: sign-in flows outside the hosted UI's code grant: {direct}")
+    if app.get("CallbackURLs") != {"Ref": "CallbackUrls"}:
+        problems.append(f"UserPoolClient: CallbackURLs must be the CallbackUrls parameter, not {app.get('CallbackURLs')}")
+    smoke = [rid for rid, r in resources.items() if r.get("Type") == "AWS::Cognito::UserPoolClient"
+             and "client_credentials" in r.get("Properties", {}).get("AllowedOAuthFlows", [])]
+    if not smoke:
+        problems.append("no client-credentials (smoke) client outside prod")
+    for rid in smoke:
+        condition = resources[rid].get("Condition")
+        for stage, expected in (("dev", True), ("staging", True), ("prod", False)):
+            created = condition is None or stack_conditions(template, {**LOCAL_WEB, "Stage": stage})[condition]
+            if created != expected:
+                problems.append(f"{rid}: client-credentials client {'not ' if expected else ''}created on {stage}")
+    return problems
+
+
+# Calls no function makes (docs/architecture.md, "Permissions"): a Scan reads every customer's
+# items, DeleteItem and batch writes bypass the conditional writes. A function that truly
+# needs one is listed here with its reason.
+FORBIDDEN_TABLE_ACTIONS = {"dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:*"}
+TABLE_ACTION_ALLOW_LIST: dict = {}
+# What each function's adapters call (services/*/src/adapters, kit::dynamo, kit::idempotency):
+# GetItem for reads and processed markers, PutItem for every write (TransactWriteItems of Puts,
+# the payment ledger), Query on an index.
+TABLE_ACTIONS = {
+    "orders-http": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+    "orders-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    "orders-timeout": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+    "payments-http": {"dynamodb:GetItem"},
+    "payments-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    "notify-http": {"dynamodb:Query"},
+    "notify-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
+}
+STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+
+
+def role_statements(resources: dict, fid: str) -> list:
+    role_id = resources.get(fid, {}).get("Properties", {}).get("Role", {}).get("Fn::GetAtt", [None])[0]
+    role = resources.get(role_id, {})
+    return [st for policy in role.get("Properties", {}).get("Policies", [])
+            for st in as_list(policy.get("PolicyDocument", {}).get("Statement", []))]
+
+
+def getatt_id(value):
+    getatt = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+    return getatt[0] if isinstance(getatt, list) and getatt else None
+
+
+def dlq_problems(resources: dict) -> list:
+    """Every dead-letter queue — a redrive target, a rule target's DLQ, an event source
+    mapping's on-failure destination, the bus's DLQ — is retained on deletion and replacement, and named as
+    infra/policies/sqs.guard recognises DLQs (logical id ending in Dlq)."""
+    dlqs = set()
+    for r in resources.values():
+        props = r.get("Properties", {})
+        if r.get("Type") == "AWS::SQS::Queue":
+            dlqs.add(getatt_id(props.get("RedrivePolicy", {}).get("deadLetterTargetArn")))
+        elif r.get("Type") == "AWS::Events::Rule":
+            dlqs.update(getatt_id(t.get("DeadLetterConfig", {}).get("Arn")) for t in props.get("Targets", []))
+        elif r.get("Type") == "AWS::Lambda::EventSourceMapping":
+            dlqs.add(getatt_id(props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")))
+        elif r.get("Type") == "AWS::Events::EventBus":
+            dlqs.add(getatt_id(props.get("DeadLetterConfig", {}).get("Arn")))
+    dlqs.discard(None)
+    problems = [] if dlqs else ["no dead-letter queue found"]
+    for qid in sorted(dlqs):
+        queue = resources.get(qid, {})
+        if queue.get("DeletionPolicy") != "Retain" or queue.get("UpdateReplacePolicy") != "Retain":
+            problems.append(f"{qid}: a dead-letter queue must have DeletionPolicy and UpdateReplacePolicy Retain")
+        if not qid.endswith("Dlq"):
+            problems.append(f"{qid}: a dead-letter queue's logical id must end in Dlq (sqs.guard selects DLQs by it)")
+    buses = [rid for rid, r in resources.items() if r.get("Type") == "AWS::Events::EventBus"]
+    for rid in buses:
+        if not getatt_id(resources[rid].get("Properties", {}).get("DeadLetterConfig", {}).get("Arn")):
+            problems.append(f"{rid}: a bus encrypted with a customer managed key needs a DeadLetterConfig")
+    return problems
+
+
+def least_privilege_problems(resources: dict) -> list:
+    """Every function's DynamoDB actions are exactly its adapters' calls, Query only on an
+    index ARN, nothing forbidden unless allow-listed; every KMS grant has kms:ViaService."""
+    problems = []
+    functions = {rid: r for rid, r in resources.items() if r.get("Type") == "AWS::Lambda::Function"}
+    for fid in sorted(functions):
+        binary = next((b for b in [*CONTRACT_FUNCTIONS, "orders-timeout"] if logical_id(b) == fid), fid)
+        statements = [st for st in role_statements(resources, fid) if st.get("Effect") == "Allow"]
+        granted = set()
+        for st in statements:
+            actions = set(as_list(st.get("Action", [])))
+            table = {a for a in actions if a.startswith("dynamodb:")} - STREAM_ACTIONS
+            granted |= table
+            for action in sorted(table & FORBIDDEN_TABLE_ACTIONS - set(TABLE_ACTION_ALLOW_LIST.get(binary, []))):
+                problems.append(f"{binary}: allows {action}")
+            if "dynamodb:Query" in table:
+                if table != {"dynamodb:Query"} or not all("/index/" in json.dumps(r) for r in as_list(st.get("Resource"))):
+                    problems.append(f"{binary}: dynamodb:Query must be a statement of its own on index ARNs")
+            if any(a.startswith("kms:") for a in actions):
+                via = st.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
+                if not via:
+                    problems.append(f"{binary}: KMS statement {st.get('Sid', '?')} without a kms:ViaService condition")
+        expected = TABLE_ACTIONS.get(binary, set())
+        if binary in TABLE_ACTIONS and granted != expected:
+            problems.append(f"{binary}: DynamoDB actions {sorted(granted)} are not its adapters' {sorted(expected)}")
+        elif binary not in TABLE_ACTIONS and granted:
+            problems.append(f"{binary}: DynamoDB actions {sorted(granted)} but no adapter calls listed here")
+    return problems
 
 
 def as_list(value) -> list:
@@ -146,11 +383,7 @@ def relay_source_problems(resources: dict) -> list:
     another service's events."""
     problems = []
     for service in ("orders", "payments", "notify"):
-        fid = logical_id(f"{service}-relay")
-        role_id = resources.get(fid, {}).get("Properties", {}).get("Role", {}).get("Fn::GetAtt", [None])[0]
-        role = resources.get(role_id, {})
-        statements = [st for policy in role.get("Properties", {}).get("Policies", [])
-                      for st in as_list(policy.get("PolicyDocument", {}).get("Statement", []))]
+        statements = role_statements(resources, logical_id(f"{service}-relay"))
         puts = [st for st in statements if "events:PutEvents" in as_list(st.get("Action", []))]
         if not puts:
             problems.append(f"{service}-relay: no statement allows events:PutEvents")
@@ -203,8 +436,13 @@ def main() -> int:
         problems.append("orders-http: no target-tracking policy on provisioned concurrency utilization")
 
     problems.extend(route_scope_problems(resources))
+    problems.extend(cors_problems(resources))
     problems.extend(rule_problems(template))
+    problems.extend(samconfig_problems(template, Path(__file__).resolve().parents[1] / "samconfig.toml"))
+    problems.extend(cognito_problems(template))
     problems.extend(relay_source_problems(resources))
+    problems.extend(least_privilege_problems(resources))
+    problems.extend(dlq_problems(resources))
 
     for p in problems:
         print(f"  {p}")

@@ -1,7 +1,8 @@
 //! The template and the code agree: every template function's binary exists in its service
 //! crate, every env var a function's config reads is set on it in the template, the
 //! template's HTTP routes are exactly the handlers' routes, every route requires the
-//! customer scope the function is configured with (a scope of the Cognito resource server), and
+//! customer scope the function is configured with (a scope of the Cognito resource server), the
+//! API's CORS configuration lets a browser send and read the headers the handlers use, and
 //! kit's TTLs outlive the template's retention periods.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -250,6 +251,74 @@ fn the_template_matches_the_code() {
         problems.is_empty(),
         "template and code disagree:\n  {}",
         problems.join("\n  ")
+    );
+}
+
+/// The headers a browser client sends (beyond the CORS-safelisted ones) and those it must be
+/// able to read from a cross-origin response.
+const SENT_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    orders::handlers::http::IDEMPOTENCY_HEADER,
+    kit::http::CORRELATION_HEADER,
+];
+const READ_HEADERS: &[&str] = &[
+    "location",
+    orders::handlers::http::REPLAYED_HEADER,
+    kit::http::CORRELATION_HEADER,
+];
+
+/// What the HTTP API's CORS configuration misses of [`SENT_HEADERS`] and [`READ_HEADERS`].
+fn cors_problems(text: &str) -> Vec<String> {
+    let template = Template::parse(text).unwrap();
+    let mut ctx = Context::new(&template, "check", "us-east-1", &Default::default()).unwrap();
+    name_resources(&template, &mut ctx, None).unwrap();
+    let r = Resolver {
+        template: &template,
+        ctx: &ctx,
+    };
+    let mut problems = Vec::new();
+    for (id, api) in template.of_kind("AWS::Serverless::HttpApi", &ctx) {
+        let cors = r.resolve(&api.properties).unwrap()["CorsConfiguration"].clone();
+        let listed = |key: &str| -> BTreeSet<String> {
+            cors[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .collect()
+        };
+        for (key, wanted) in [
+            ("AllowHeaders", SENT_HEADERS),
+            ("ExposeHeaders", READ_HEADERS),
+        ] {
+            let have = listed(key);
+            for header in wanted.iter().filter(|h| !have.contains(**h)) {
+                problems.push(format!("{id}: CorsConfiguration.{key} lacks {header}"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn a_browser_may_send_and_read_the_headers_the_api_uses() {
+    let problems = cors_problems(&template_text());
+    assert!(problems.is_empty(), "CORS: {}", problems.join("; "));
+}
+
+#[test]
+fn a_header_missing_from_the_cors_configuration_is_caught() {
+    let text = template_text();
+    let changed = text.replace("x-correlation-id, ", "");
+    assert_ne!(changed, text, "the template lists x-correlation-id in CORS");
+    let problems = cors_problems(&changed);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("AllowHeaders lacks x-correlation-id")),
+        "{problems:?}"
     );
 }
 
