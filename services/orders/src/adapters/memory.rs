@@ -1,5 +1,6 @@
 //! The order repository in memory, with the same rules as DynamoDB: atomic writes of an order
-//! with its outbox events, version checks, processed-event markers, idempotency records.
+//! with its outbox events, version checks, processed-event markers, idempotency records, the
+//! per-customer open-order cap and write counters.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,13 +10,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use kit::{
     events::Envelope,
-    idempotency::{self, MemoryIdempotency, Record},
+    idempotency::{self, IdempotencyStore, MemoryIdempotency, Record},
+    rate_limit::{Decision, MemoryRateLimiter},
 };
 
 use super::customer_sort_key;
 use crate::{
     domain::{CustomerId, Order, OrderId, Status},
-    ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
+    ports::{IdempotentResponse, Limits, OrderRepository, Page, RepositoryError},
 };
 
 #[derive(Debug, Default)]
@@ -23,6 +25,8 @@ struct State {
     orders: HashMap<OrderId, Order>,
     outbox: Vec<Envelope>,
     processed: HashSet<String>,
+    /// Each customer's PENDING order ids.
+    open: HashMap<CustomerId, HashSet<OrderId>>,
 }
 
 /// Orders in memory.
@@ -30,11 +34,20 @@ struct State {
 pub struct MemoryOrders {
     state: Mutex<State>,
     idempotency: MemoryIdempotency,
+    writes: MemoryRateLimiter,
+    limits: Limits,
 }
 
 impl MemoryOrders {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The same store holding customers to `limits` instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Every event written to the outbox so far, in order.
@@ -84,15 +97,41 @@ impl OrderRepository for MemoryOrders {
             .collect())
     }
 
+    async fn count_write(
+        &self,
+        customer: &CustomerId,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, RepositoryError> {
+        Ok(self
+            .writes
+            .hit(customer.as_str(), &self.limits.writes, now.timestamp()))
+    }
+
     async fn insert(
         &self,
         order: &Order,
         events: &[Envelope],
         idempotency: Option<&IdempotentResponse>,
     ) -> Result<(), RepositoryError> {
+        // Like the transaction: a taken key is reported before a full cap.
+        if let Some(stored) = idempotency {
+            let live = self
+                .idempotency
+                .get(&stored.key)
+                .await
+                .map_err(|e| RepositoryError::Unavailable(Box::new(e)))?;
+            if live.is_some() {
+                return Err(RepositoryError::IdempotencyKeyTaken);
+            }
+        }
         let mut state = self.state();
         if state.orders.contains_key(&order.id) {
             return Err(RepositoryError::Unavailable("duplicate order id".into()));
+        }
+        let max = self.limits.max_open_orders;
+        let open = state.open.get(&order.customer_id).map_or(0, HashSet::len);
+        if open >= usize::try_from(max).unwrap_or(usize::MAX) {
+            return Err(RepositoryError::TooManyOpenOrders { max });
         }
         if let Some(stored) = idempotency {
             let record =
@@ -101,6 +140,11 @@ impl OrderRepository for MemoryOrders {
                 .insert_if_absent(&stored.key, record)
                 .map_err(|_| RepositoryError::IdempotencyKeyTaken)?;
         }
+        state
+            .open
+            .entry(order.customer_id.clone())
+            .or_default()
+            .insert(order.id.clone());
         state.orders.insert(order.id.clone(), order.clone());
         state.outbox.extend_from_slice(events);
         Ok(())
@@ -124,6 +168,11 @@ impl OrderRepository for MemoryOrders {
             }
             state.processed.insert(event_id.to_owned());
         }
+        if order.status != Status::Pending
+            && let Some(open) = state.open.get_mut(&order.customer_id)
+        {
+            open.remove(&order.id);
+        }
         state.orders.insert(order.id.clone(), order.clone());
         state.outbox.extend_from_slice(events);
         Ok(())
@@ -137,7 +186,6 @@ impl OrderRepository for MemoryOrders {
         &self,
         key: &idempotency::Key,
     ) -> Result<Option<Record>, RepositoryError> {
-        use kit::idempotency::IdempotencyStore;
         self.idempotency
             .get(key)
             .await
