@@ -3,7 +3,10 @@
 //! keys that try to collide).
 
 use base64::Engine;
-use orders::adapters::memory::MemoryOrders;
+use orders::{
+    adapters::memory::MemoryOrders,
+    config::{DEFAULT_MAX_OPEN_ORDERS, DEFAULT_WRITE_LIMIT, DEFAULT_WRITE_WINDOW_SECONDS},
+};
 use serde_json::{Value, json};
 
 use crate::helpers::{Reply, get, order_body, place, post, send};
@@ -77,13 +80,16 @@ async fn a_line_or_an_order_above_its_currencys_cap_is_unprocessable() {
 async fn a_customer_with_the_most_open_orders_cannot_place_another_until_one_closes() {
     let orders = MemoryOrders::default();
     let mut ids = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..DEFAULT_MAX_OPEN_ORDERS {
         ids.push(place(&orders, "customer-1").await);
     }
     let refused = send(&orders, post("/v1/orders", order_body("tok_approve"))).await;
     is_problem(&refused, 409, "too-many-open-orders");
     assert!(
-        refused.body["detail"].as_str().unwrap().contains("10"),
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&DEFAULT_MAX_OPEN_ORDERS.to_string()),
         "{}",
         refused.body
     );
@@ -109,9 +115,10 @@ async fn a_customer_writing_faster_than_the_limit_gets_429_with_retry_after() {
     let orders = MemoryOrders::default();
     // 30 writes per 60 s window by default; place and cancel so no other limit interferes.
     // A window may end during the loop, so the 429 comes after 30 writes and at most 60.
+    let limit = DEFAULT_WRITE_LIMIT;
     let mut writes = 0;
     let limited = loop {
-        assert!(writes <= 60, "no 429 after {writes} writes");
+        assert!(writes <= 2 * limit, "no 429 after {writes} writes");
         let placed = send(&orders, post("/v1/orders", order_body("tok_approve"))).await;
         writes += 1;
         if placed.status == 429 {
@@ -126,7 +133,7 @@ async fn a_customer_writing_faster_than_the_limit_gets_429_with_retry_after() {
         }
         assert_eq!(cancel.status, 200, "{}", cancel.body);
     };
-    assert!(writes > 30, "limited after only {writes} writes");
+    assert!(writes > limit, "limited after only {writes} writes");
     is_problem(&limited, 429, "too-many-requests");
     let retry_after: u64 = limited.headers["retry-after"]
         .to_str()
@@ -134,7 +141,7 @@ async fn a_customer_writing_faster_than_the_limit_gets_429_with_retry_after() {
         .parse()
         .unwrap();
     assert!(
-        (1..=60).contains(&retry_after),
+        (1..=DEFAULT_WRITE_WINDOW_SECONDS).contains(&retry_after),
         "Retry-After: {retry_after}"
     );
     // Reads are not limited, and other customers keep writing.
