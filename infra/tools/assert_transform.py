@@ -288,11 +288,12 @@ FORBIDDEN_TABLE_ACTIONS = {"dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:Bat
 TABLE_ACTION_ALLOW_LIST: dict = {}
 # What each function's adapters call (services/*/src/adapters, kit::dynamo, kit::idempotency):
 # GetItem for reads and processed markers, PutItem for every write (TransactWriteItems of Puts,
-# the payment ledger), Query on an index.
+# the payment ledger), UpdateItem for the orders' per-customer write counter and open-order set
+# (kit::rate_limit, the guard of an order's transaction), Query on an index.
 TABLE_ACTIONS = {
-    "orders-http": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
-    "orders-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
-    "orders-timeout": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+    "orders-http": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
+    "orders-events": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    "orders-timeout": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
     "payments-http": {"dynamodb:GetItem"},
     "payments-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
     "notify-http": {"dynamodb:Query"},

@@ -3,7 +3,11 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use kit::{events::Envelope, idempotency};
+use kit::{
+    events::Envelope,
+    idempotency,
+    rate_limit::{Decision, RateLimit},
+};
 
 use crate::domain::{CustomerId, Order, OrderId};
 
@@ -23,6 +27,28 @@ pub struct IdempotentResponse {
     pub response: serde_json::Value,
 }
 
+/// What the repository holds each customer to (set once, when it is built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Writes (place, cancel) per window: [`OrderRepository::count_write`].
+    pub writes: RateLimit,
+    /// PENDING orders one customer may have at once: [`OrderRepository::insert`] refuses more.
+    pub max_open_orders: u32,
+}
+
+impl Default for Limits {
+    /// The defaults of the template's parameters (`crate::config`).
+    fn default() -> Self {
+        Limits {
+            writes: RateLimit {
+                limit: crate::config::DEFAULT_WRITE_LIMIT,
+                window: std::time::Duration::from_secs(crate::config::DEFAULT_WRITE_WINDOW_SECONDS),
+            },
+            max_open_orders: crate::config::DEFAULT_MAX_OPEN_ORDERS,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
     /// The order changed since it was read (optimistic concurrency).
@@ -34,6 +60,9 @@ pub enum RepositoryError {
     /// A live record holds this idempotency key.
     #[error("the idempotency key is already used")]
     IdempotencyKeyTaken,
+    /// The customer already has the most PENDING orders [`Limits`] allows.
+    #[error("the customer has {max} open orders already")]
+    TooManyOpenOrders { max: u32 },
     /// Another request was writing the same items at the same moment (DynamoDB's
     /// `TransactionConflict`): nothing was written; the client may retry.
     #[error("a concurrent request was writing the same items")]
@@ -67,8 +96,18 @@ pub trait OrderRepository: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<OrderId>, RepositoryError>> + Send;
 
+    /// Counts one write by `customer` at `now` against [`Limits::writes`], across every
+    /// instance of the function.
+    fn count_write(
+        &self,
+        customer: &CustomerId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Decision, RepositoryError>> + Send;
+
     /// Stores a new order with its events and, when given, the idempotent response — all or
-    /// nothing.
+    /// nothing; [`RepositoryError::TooManyOpenOrders`] when its customer already has
+    /// [`Limits::max_open_orders`] PENDING orders. Every [`update`](Self::update) that takes an
+    /// order out of PENDING frees its place.
     fn insert(
         &self,
         order: &Order,

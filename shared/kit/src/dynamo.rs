@@ -124,6 +124,7 @@ enum Role {
     Outbox,
     Processed,
     Idempotency,
+    Guard,
 }
 
 /// Why a [`Transaction`] could not be built.
@@ -148,6 +149,9 @@ pub enum CommitError {
     /// A live record holds the request's idempotency key.
     #[error("the idempotency key is already used")]
     IdempotencyKeyTaken,
+    /// A guard's condition failed: a limit the change must stay within was reached.
+    #[error("a guard of the transaction refused it")]
+    GuardRefused,
     /// The new entity exists already.
     #[error("the entity already exists")]
     EntityExists,
@@ -240,8 +244,15 @@ impl Transaction {
         Ok(self.push(Role::Idempotency, write))
     }
 
+    /// Adds a write on another item that commits with the change, e.g. a counter whose condition
+    /// keeps a limit: [`CommitError::GuardRefused`] when its condition fails.
+    pub fn guard(self, write: TransactWriteItem) -> Self {
+        self.push(Role::Guard, write)
+    }
+
     /// Commits every write or none, naming the conflict when a condition failed: a processed
-    /// marker first (a duplicate delivery), then an idempotency key, then the entity.
+    /// marker first (a duplicate delivery), then an idempotency key, then a guard, then the
+    /// entity.
     pub async fn commit(self, client: &Client) -> Result<(), CommitError> {
         let roles = self.roles;
         match transact(client, self.items).await {
@@ -255,6 +266,8 @@ impl Transaction {
                     CommitError::AlreadyProcessed
                 } else if failed.contains(&Role::Idempotency) {
                     CommitError::IdempotencyKeyTaken
+                } else if failed.contains(&Role::Guard) {
+                    CommitError::GuardRefused
                 } else if failed.contains(&Role::NewEntity) {
                     CommitError::EntityExists
                 } else if failed.contains(&Role::UpdatedEntity) {

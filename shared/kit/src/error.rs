@@ -12,9 +12,13 @@ use serde::Serialize;
 /// What an HTTP handler can fail with. Every variant maps to exactly one status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The body is not valid JSON or not the expected shape (400).
+    /// The request is not acceptable as sent (400); the detail is ours, never the client's input.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The body is not valid JSON or not the expected shape (400): where, and serde's message
+    /// cut to a bounded length.
+    #[error("malformed body at {}", .0.field)]
+    MalformedBody(FieldError),
     /// The body is well formed but breaks a rule (422), with one entry per broken rule.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -39,6 +43,16 @@ pub enum ApiError {
     /// The body is not JSON (415).
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// The body is larger than the API accepts (413).
+    #[error("payload too large")]
+    PayloadTooLarge { max_bytes: usize },
+    /// The caller reached a limit on what it may hold (409), e.g. its open orders; `kind` is the
+    /// problem type's slug.
+    #[error("limit reached: {detail}")]
+    LimitReached { kind: &'static str, detail: String },
+    /// The caller sent too many requests (429); it may retry after `retry_after` seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64 },
     /// Anything else: a 500 whose details are logged, never returned.
     #[error("internal error")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),
@@ -86,13 +100,15 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::BadRequest(_) => 400,
+            ApiError::BadRequest(_) | ApiError::MalformedBody(_) => 400,
             ApiError::Unauthorized => 401,
             ApiError::Forbidden => 403,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
-            ApiError::Conflict(_) => 409,
+            ApiError::Conflict(_) | ApiError::LimitReached { .. } => 409,
+            ApiError::PayloadTooLarge { .. } => 413,
             ApiError::UnsupportedMediaType => 415,
+            ApiError::TooManyRequests { .. } => 429,
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => 422,
             ApiError::Internal(_) => 500,
         }
@@ -105,6 +121,12 @@ impl ApiError {
             ApiError::BadRequest(detail) => {
                 ("bad-request", "Bad request", Some(detail.clone()), vec![])
             }
+            ApiError::MalformedBody(error) => (
+                "bad-request",
+                "Bad request",
+                Some("The body is not JSON of the expected shape; see `errors`.".to_owned()),
+                vec![error.clone()],
+            ),
             ApiError::Validation(errors) => (
                 "validation-error",
                 "Validation failed",
@@ -143,6 +165,25 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
                 Some("Send the body as application/json.".to_owned()),
+                vec![],
+            ),
+            ApiError::PayloadTooLarge { max_bytes } => (
+                "payload-too-large",
+                "Payload too large",
+                Some(format!(
+                    "The request body may have at most {max_bytes} bytes."
+                )),
+                vec![],
+            ),
+            ApiError::LimitReached { kind, detail } => {
+                (*kind, "Limit reached", Some(detail.clone()), vec![])
+            }
+            ApiError::TooManyRequests { retry_after } => (
+                "too-many-requests",
+                "Too many requests",
+                Some(format!(
+                    "Too many writes by this caller; retry after {retry_after} s."
+                )),
                 vec![],
             ),
             ApiError::Internal(source) => {
@@ -237,11 +278,20 @@ mod tests {
             ApiError::Conflict("x".into()),
             ApiError::UnsupportedMediaType,
             ApiError::IdempotencyKeyReused,
+            ApiError::PayloadTooLarge { max_bytes: 1 },
+            ApiError::LimitReached {
+                kind: "too-many-things",
+                detail: "x".into(),
+            },
+            ApiError::TooManyRequests { retry_after: 1 },
         ]
         .iter()
         .map(ApiError::status)
         .collect();
-        assert_eq!(statuses, [400, 401, 403, 404, 405, 409, 415, 422]);
+        assert_eq!(
+            statuses,
+            [400, 401, 403, 404, 405, 409, 415, 422, 413, 409, 429]
+        );
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub const ADMIN_SCOPE_VAR: &str = "ADMIN_SCOPE";
 /// The variables every HTTP function reads (for its service's `config::FUNCTIONS`).
 pub const ENV_VARS: &[&str] = &[CUSTOMER_SCOPE_VAR, ADMIN_SCOPE_VAR];
 
+/// The largest request body any route accepts (a 50-line order is under 10 KiB); larger ones
+/// are answered 413 before the handler runs. API Gateway's own limit is 10 MB, Lambda's 6 MB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How much of serde's message about a malformed body is shown: it may quote the client's input.
+pub const MAX_DETAIL_CHARS: usize = 200;
+
 /// Header carrying the correlation id in and out.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
@@ -231,7 +237,14 @@ where
     telemetry::record_correlation_id(&meta.correlation_id);
     let correlation_id = meta.correlation_id.clone();
     let instance = meta.request_id.clone();
-    let mut response = match handler(request, meta).await {
+    let outcome = if request.body().len() > MAX_BODY_BYTES {
+        Err(ApiError::PayloadTooLarge {
+            max_bytes: MAX_BODY_BYTES,
+        })
+    } else {
+        handler(request, meta).await
+    };
+    let mut response = match outcome {
         Ok(response) => response,
         Err(error) => problem_response(&error, &instance),
     };
@@ -268,7 +281,9 @@ where
 }
 
 /// The JSON body of `request` as `T`: 415 unless it is JSON, 400 when it does not parse or
-/// has unknown fields (serde's message is about our public contract, so it is safe to show).
+/// has unknown fields, naming the field by its path (`lines[1].quantity`). serde's message may
+/// quote the client's input (an unexpected string, an unknown field's name), so it and the path
+/// are cut to [`MAX_DETAIL_CHARS`].
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
     let content_type = request
         .headers()
@@ -283,8 +298,31 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> 
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("the request body is empty".into()));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    let malformed = |path: String, message: String| {
+        let field = if path == "." {
+            "(body)".to_owned()
+        } else {
+            path
+        };
+        ApiError::MalformedBody(crate::error::FieldError::new(
+            cut(&field, MAX_DETAIL_CHARS),
+            cut(&message, MAX_DETAIL_CHARS),
+        ))
+    };
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| malformed(e.path().to_string(), e.into_inner().to_string()))?;
+    json.end()
+        .map_err(|e| malformed(".".to_owned(), e.to_string()))?;
+    Ok(value)
+}
+
+/// `text` cut to at most `max` characters, with `…` when something was cut.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
 }
 
 /// A JSON response with `status`.
@@ -306,6 +344,9 @@ pub fn problem_response(error: &ApiError, instance: &str) -> Response<Body> {
         .header(http::header::CONTENT_TYPE, "application/problem+json");
     if let ApiError::MethodNotAllowed(allowed) = error {
         builder = builder.header(http::header::ALLOW, allowed.join(", "));
+    }
+    if let ApiError::TooManyRequests { retry_after } = error {
+        builder = builder.header(http::header::RETRY_AFTER, retry_after.to_string());
     }
     builder.body(Body::Text(body)).unwrap_or_else(|_| {
         let mut response = Response::new(Body::Empty);
@@ -475,6 +516,96 @@ mod tests {
         assert_eq!(
             Scopes::from_env(),
             Err(ConfigError::Missing(CUSTOMER_SCOPE_VAR))
+        );
+    }
+
+    /// A `POST /v1/orders` request with `body`.
+    fn post(body: &str) -> Request {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "POST /v1/orders", "rawPath": "/v1/orders",
+            "rawQueryString": "", "headers": {"content-type": "application/json"},
+            "requestContext": {
+                "http": {"method": "POST", "path": "/v1/orders", "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1", "userAgent": "test"},
+                "routeKey": "POST /v1/orders", "stage": "$default", "requestId": "r-1",
+            },
+            "body": body, "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        lines: Vec<Line>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Line {
+        quantity: u32,
+    }
+
+    #[test]
+    fn a_malformed_body_names_the_field_and_never_echoes_a_100_kb_string() {
+        let huge = "x".repeat(100_000);
+        let body = serde_json::json!({"lines": [{"quantity": 1}, {"quantity": huge}]});
+        let Err(error) = json_body::<Shape>(&post(&body.to_string())) else {
+            panic!("a string quantity must be refused")
+        };
+        let problem = serde_json::to_string(&error.problem(Some("r-1"))).unwrap();
+        assert_eq!(error.status(), 400);
+        assert!(problem.len() < 1_000, "{} bytes", problem.len());
+        assert!(problem.contains("lines[1].quantity"), "{problem}");
+        assert!(problem.contains("invalid type: string"), "{problem}");
+
+        let mut unknown = serde_json::Map::new();
+        unknown.insert(huge, serde_json::json!(1));
+        let Err(error) = json_body::<Shape>(&post(&serde_json::Value::Object(unknown).to_string()))
+        else {
+            panic!("an unknown field must be refused")
+        };
+        let problem = serde_json::to_string(&error.problem(None)).unwrap();
+        assert!(problem.len() < 1_000, "{} bytes", problem.len());
+
+        let Err(error) = json_body::<Shape>(&post(r#"{"lines": []} trailing"#)) else {
+            panic!("trailing characters must be refused")
+        };
+        assert_eq!(error.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn a_body_above_the_limit_is_answered_413_without_running_the_handler() {
+        let response = respond(
+            "orders",
+            post(&"x".repeat(MAX_BODY_BYTES + 1)),
+            |_, _| async { panic!("the handler must not run") },
+        )
+        .await;
+        assert_eq!(response.status(), 413);
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+
+    #[test]
+    fn details_are_cut_on_a_character_boundary() {
+        assert_eq!(cut("abc", 3), "abc");
+        assert_eq!(cut("abcd", 3), "abc…");
+        assert_eq!(cut("ééé", 2), "éé…");
+    }
+
+    #[test]
+    fn a_429_carries_retry_after() {
+        let response = problem_response(&ApiError::TooManyRequests { retry_after: 7 }, "r");
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "7");
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/problem+json"
         );
     }
 

@@ -35,6 +35,11 @@ pub const EVENT_TTL: Duration = Duration::from_secs(45 * 24 * 3600);
 const CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now";
 
 /// A validated idempotency key within a scope (e.g. one customer's `POST /v1/orders`).
+///
+/// The record's partition key is `IDEMPOTENCY#<scope>#<key>` (or `…#<scope>#<caller>#<key>`),
+/// with `%` and `#` escaped as `%25` and `%23` in the scope and caller: neither contains a `#`
+/// then, so no two `(scope, caller, key)` give the same record even when the caller and the key
+/// contain `#`. Scopes and callers without `%` or `#` read as they did before the escaping.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key(String);
 
@@ -44,16 +49,41 @@ pub struct Key(String);
 pub struct InvalidKey;
 
 impl Key {
+    /// `key` within `scope` (e.g. `orders-events` and an event id).
     pub fn new(scope: &str, key: &str) -> Result<Key, InvalidKey> {
+        Self::check(key)?;
+        Ok(Key(format!("{PREFIX}{}#{key}", escape(scope))))
+    }
+
+    /// `key` of one `caller` (a token's `sub`) within `scope`: two callers never share a key.
+    pub fn for_caller(scope: &str, caller: &str, key: &str) -> Result<Key, InvalidKey> {
+        Self::check(key)?;
+        Ok(Key(format!(
+            "{PREFIX}{}#{}#{key}",
+            escape(scope),
+            escape(caller)
+        )))
+    }
+
+    fn check(key: &str) -> Result<(), InvalidKey> {
         if !(1..=128).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(InvalidKey);
         }
-        Ok(Key(format!("{PREFIX}{scope}#{key}")))
+        Ok(())
     }
 
     /// The partition key value of the record.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// `part` with `%` and `#` percent-encoded, so it holds no `#`.
+fn escape(part: &str) -> std::borrow::Cow<'_, str> {
+    if part.contains(['%', '#']) {
+        part.replace('%', "%25").replace('#', "%23").into()
+    } else {
+        part.into()
     }
 }
 
@@ -421,12 +451,29 @@ mod tests {
     #[test]
     fn keys_are_scoped_and_validated() {
         assert_eq!(
-            Key::new("orders#c1", "abc").unwrap().as_str(),
-            "IDEMPOTENCY#orders#c1#abc"
+            Key::for_caller("orders-http", "c1", "abc")
+                .unwrap()
+                .as_str(),
+            "IDEMPOTENCY#orders-http#c1#abc"
+        );
+        assert_eq!(
+            Key::new("orders-events", "e-1").unwrap().as_str(),
+            "IDEMPOTENCY#orders-events#e-1"
         );
         assert_eq!(Key::new("s", ""), Err(InvalidKey));
         assert_eq!(Key::new("s", "has space"), Err(InvalidKey));
         assert_eq!(Key::new("s", &"k".repeat(129)), Err(InvalidKey));
+    }
+
+    #[test]
+    fn callers_and_keys_containing_hashes_never_share_a_record() {
+        let key = |caller, key| Key::for_caller("s", caller, key).unwrap();
+        assert_ne!(key("a#b", "c"), key("a", "b#c"));
+        assert_ne!(key("a%23b", "c"), key("a#b", "c"));
+        assert_ne!(
+            Key::new("s#a", "b").unwrap(),
+            Key::for_caller("s", "a", "b").unwrap()
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbox;
 pub mod page;
+pub mod rate_limit;
 pub mod relay;
 pub mod schedule;
 pub mod sqs;

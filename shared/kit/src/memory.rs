@@ -2,7 +2,7 @@
 //! experiments: entities with versions, their outbox, processed-event markers and idempotency
 //! records, changed all or nothing by a [`Change`] whose commit fails with the same
 //! [`CommitError`]s as [`crate::dynamo::Transaction`], checked in the same order (processed
-//! marker, idempotency key, new entity, versioned entity). Each service's memory adapter is a
+//! marker, idempotency key, guard, new entity, versioned entity). Each service's memory adapter is a
 //! thin layer over a [`Table`], and its repository contract suite (`testkit::contract!`) runs
 //! the same cases on it and on the DynamoDB adapter, so the twin cannot drift.
 
@@ -60,14 +60,30 @@ enum Write<E> {
     Update(String, E, u64),
 }
 
+/// A condition on the stored entities that a change must keep (the twin of a
+/// [`crate::dynamo::Transaction::guard`] write, e.g. a cap on a customer's open orders).
+type Guard<E> = Box<dyn FnOnce(&mut dyn Iterator<Item = &E>) -> bool + Send>;
+
 /// One state change of a [`Table`], built from the same named writes as
 /// [`crate::dynamo::Transaction`].
-#[derive(Debug, Clone)]
 pub struct Change<E> {
     write: Write<E>,
     events: Vec<Envelope>,
     processed: Option<String>,
     idempotency: Option<(Key, Record)>,
+    guard: Option<Guard<E>>,
+}
+
+impl<E: std::fmt::Debug> std::fmt::Debug for Change<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Change")
+            .field("write", &self.write)
+            .field("events", &self.events.len())
+            .field("processed", &self.processed)
+            .field("idempotency", &self.idempotency.as_ref().map(|(k, _)| k))
+            .field("guard", &self.guard.is_some())
+            .finish()
+    }
 }
 
 impl<E> Change<E> {
@@ -87,6 +103,7 @@ impl<E> Change<E> {
             events: Vec::new(),
             processed: None,
             idempotency: None,
+            guard: None,
         }
     }
 
@@ -108,6 +125,17 @@ impl<E> Change<E> {
     #[must_use]
     pub fn idempotency(mut self, record: Option<(&Key, Record)>) -> Self {
         self.idempotency = record.map(|(key, record)| (key.clone(), record));
+        self
+    }
+
+    /// Commits only if `holds` accepts the stored entities (before this change):
+    /// [`CommitError::GuardRefused`] otherwise.
+    #[must_use]
+    pub fn guard(
+        mut self,
+        holds: impl FnOnce(&mut dyn Iterator<Item = &E>) -> bool + Send + 'static,
+    ) -> Self {
+        self.guard = Some(Box::new(holds));
         self
     }
 }
@@ -170,6 +198,11 @@ impl<E: Clone + Versioned> Table<E> {
                 .is_some_and(|r| r.expires_at >= now)
             {
                 return Err(CommitError::IdempotencyKeyTaken);
+            }
+        }
+        if let Some(holds) = change.guard {
+            if !holds(&mut state.entities.values()) {
+                return Err(CommitError::GuardRefused);
             }
         }
         let (id, entity) = match change.write {
@@ -290,6 +323,27 @@ mod tests {
             table.commit(same_key),
             Err(CommitError::IdempotencyKeyTaken)
         ));
+    }
+
+    #[test]
+    fn a_change_whose_guard_refuses_the_stored_entities_writes_nothing() {
+        let table = Table::default();
+        table.commit(Change::create("a", thing("one", 1))).unwrap();
+        let at_most_one = |things: &mut dyn Iterator<Item = &Thing>| things.count() < 1;
+        let refused = Change::create("b", thing("two", 1))
+            .processed(Some("ev-2"))
+            .guard(at_most_one);
+        assert!(matches!(
+            table.commit(refused),
+            Err(CommitError::GuardRefused)
+        ));
+        assert_eq!(table.get("b"), None);
+        assert!(!table.is_processed("ev-2"));
+        let replay = Change::create("b", thing("two", 1))
+            .processed(Some("ev-2"))
+            .guard(|_| true);
+        table.commit(replay).unwrap();
+        assert_eq!(table.get("b"), Some(thing("two", 1)));
     }
 
     #[test]

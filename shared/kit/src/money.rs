@@ -83,7 +83,9 @@ impl fmt::Display for Currency {
 }
 
 /// An amount of money in minor units (cents) of a currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// Deserialising checks what `Money::new` checks, so a negative amount never gets in through
+// JSON either (the doc comment above is the JSON Schema's description: keep it as it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
     /// Amount in minor units (e.g. cents); never negative.
@@ -91,6 +93,19 @@ pub struct Money {
     pub amount: i64,
     /// ISO 4217 code.
     pub currency: Currency,
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Unchecked {
+            amount: i64,
+            currency: Currency,
+        }
+        let raw = Unchecked::deserialize(deserializer)?;
+        Money::new(raw.amount, raw.currency).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Why an amount of money is not acceptable.
@@ -218,5 +233,20 @@ mod tests {
         let money: Money = serde_json::from_str(r#"{"amount":100,"currency":"GBP"}"#).unwrap();
         assert_eq!(money.currency.code(), "GBP");
         assert!(serde_json::from_str::<Money>(r#"{"amount":100,"currency":"ABC"}"#).is_err());
+    }
+
+    #[test]
+    fn a_negative_amount_is_refused_when_deserialised() {
+        let error = serde_json::from_str::<Money>(r#"{"amount":-1,"currency":"EUR"}"#)
+            .expect_err("a negative amount must not deserialise");
+        assert!(error.to_string().contains("negative"), "{error}");
+        assert!(
+            serde_json::from_str::<Money>(r#"{"amount":1,"currency":"EUR","x":1}"#).is_err(),
+            "unknown fields are still refused"
+        );
+        assert_eq!(
+            serde_json::from_str::<Money>(r#"{"amount":0,"currency":"EUR"}"#).unwrap(),
+            eur(0)
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Cursor pagination of "items by owner, newest first" (the `gsi1` index of every table):
 //! the sort value is `<rfc3339 time>#<uuid>`, and a cursor is the last sort value of a page,
-//! base64url-encoded — opaque to clients, the same for every service and adapter.
+//! base64url-encoded — opaque to clients, the same for every service and adapter. A cursor is
+//! accepted only if it is exactly one we could have issued (decoding and encoding it again gives
+//! the same text), so nothing else reaches the database as a start key.
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -11,6 +13,9 @@ use crate::error::ApiError;
 /// Page size when the client gives none, and the most it may ask for.
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
+/// The longest cursor we issue is 87 characters (`<27-character time>#<36-character uuid>`
+/// in base64url); anything much longer is refused before it is decoded.
+pub const MAX_CURSOR_CHARS: usize = 128;
 
 /// The `gsi1sk` of an item created at `time` with id `id`.
 pub fn sort_key(time: DateTime<Utc>, id: &str) -> String {
@@ -22,15 +27,22 @@ pub fn encode_cursor(sort_key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sort_key)
 }
 
-/// The sort key inside a cursor we issued; `None` for anything else.
+/// The sort key inside a cursor we issued; `None` for anything else: a cursor too long, not
+/// base64url, or whose sort key is not the canonical [`sort_key`] of a time and a uuid (another
+/// precision, offset or case, extra text, a 1,100-digit fraction).
 pub fn decode_cursor(cursor: &str) -> Option<String> {
+    if cursor.len() > MAX_CURSOR_CHARS {
+        return None;
+    }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (time, id) = text.split_once('#')?;
-    (DateTime::parse_from_rfc3339(time).is_ok() && uuid::Uuid::parse_str(id).is_ok())
-        .then_some(text)
+    let time = DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc);
+    let id = uuid::Uuid::parse_str(id).ok()?;
+    let canonical = sort_key(time, &id.to_string());
+    (canonical == text && encode_cursor(&canonical) == cursor).then_some(canonical)
 }
 
 /// `limit` and `cursor` from the query string: 400 for a limit outside 1..=[`MAX_LIMIT`] or a
@@ -88,6 +100,24 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(&key)), Some(key));
         assert_eq!(decode_cursor("bm90IGEgY3Vyc29y"), None);
         assert_eq!(decode_cursor("%%%"), None);
+    }
+
+    #[test]
+    fn only_canonical_cursors_are_accepted() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let ok = encode_cursor(&format!("2026-01-01T00:00:00.000001Z#{id}"));
+        assert!(decode_cursor(&ok).is_some());
+        for text in [
+            format!("2026-01-01T00:00:00.{}Z#{id}", "1".repeat(1_100)),
+            format!("2026-01-01T00:00:00Z#{id}"),
+            format!("2026-01-01T00:00:00.000001+00:00#{id}"),
+            format!("2026-01-01T00:00:00.000001Z#{}", id.to_uppercase()),
+            format!("2026-01-01T00:00:00.000001Z#{id}#x"),
+        ] {
+            assert_eq!(decode_cursor(&encode_cursor(&text)), None, "{text}");
+        }
+        // Base64 with padding or trailing bits that decode to the same text is not ours either.
+        assert_eq!(decode_cursor(&format!("{ok}=")), None);
     }
 
     #[test]

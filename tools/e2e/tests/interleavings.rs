@@ -94,6 +94,14 @@ impl OrderRepository for FaultyOrders<'_> {
         self.0.pending_before(cutoff, limit).await
     }
 
+    async fn count_write(
+        &self,
+        customer: &kit::ids::CustomerId,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<kit::rate_limit::Decision, OrdersError> {
+        self.0.count_write(customer, now).await
+    }
+
     async fn insert(
         &self,
         order: &Order,

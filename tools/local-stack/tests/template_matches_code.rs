@@ -688,3 +688,71 @@ fn no_relay_can_skip_an_event_without_an_alarm() {
         ]
     );
 }
+
+/// The per-customer limits of orders-http: each env var is set from its template parameter,
+/// whose default is the code's default (so the local stack and an unset variable agree).
+fn customer_limit_problems(template: &Template) -> Vec<String> {
+    use orders::config as c;
+    let mut problems = Vec::new();
+    let env = template
+        .resources
+        .get("OrdersHttpFunction")
+        .and_then(|r| r.properties.pointer("/Environment/Variables"))
+        .cloned()
+        .unwrap_or_default();
+    for (param, var, default) in [
+        (
+            "CustomerWriteLimit",
+            c::WRITE_LIMIT_VAR,
+            i64::from(c::DEFAULT_WRITE_LIMIT),
+        ),
+        (
+            "CustomerWriteWindowSeconds",
+            c::WRITE_WINDOW_VAR,
+            i64::try_from(c::DEFAULT_WRITE_WINDOW_SECONDS).unwrap(),
+        ),
+        (
+            "MaxOpenOrdersPerCustomer",
+            c::MAX_OPEN_ORDERS_VAR,
+            i64::from(c::DEFAULT_MAX_OPEN_ORDERS),
+        ),
+    ] {
+        match template.parameters.get(param) {
+            None => problems.push(format!("parameter {param} is missing")),
+            Some(p) => {
+                let got = p.get("Default").and_then(number);
+                if got != Some(default) {
+                    problems.push(format!(
+                        "{param} Default {got:?} is not the code's default {default}"
+                    ));
+                }
+                if p.get("MinValue").and_then(number).unwrap_or(0) < 1 {
+                    problems.push(format!("{param} allows 0 (the function refuses it)"));
+                }
+            }
+        }
+        if env.get(var) != Some(&serde_json::json!({ "Ref": param })) {
+            problems.push(format!(
+                "orders-http: {var} is {:?}, not !Ref {param}",
+                env.get(var)
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_customer_limits_come_from_parameters_with_the_codes_defaults() {
+    let template = Template::parse(&template_text()).unwrap();
+    let problems = customer_limit_problems(&template);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    let mut changed = template.clone();
+    changed.parameters["MaxOpenOrdersPerCustomer"]["Default"] = 3.into();
+    let p = customer_limit_problems(&changed);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("MaxOpenOrdersPerCustomer Default")),
+        "{p:?}"
+    );
+}

@@ -16,7 +16,7 @@ use crate::{
     ports::NotificationLog,
 };
 
-const LIST: &[u16] = &[200, 400, 401, 403, 500];
+const LIST: &[u16] = &[200, 400, 401, 403, 413, 500];
 
 /// Every route of the notify API.
 pub const ROUTES: &[Route] = &[Route::new("GET", "/v1/notifications", LIST)];

@@ -1,22 +1,29 @@
 //! The order repository on the service's DynamoDB table (keys in docs/architecture.md):
 //! `ORDER#<id>` items with a `version` for optimistic concurrency, the `gsi1` index for
 //! "orders by customer", and outbox / idempotency / processed-event items written in the same
-//! `TransactWriteItems` as the change they belong to.
+//! `TransactWriteItems` as the change they belong to. Per customer: the ids of its PENDING
+//! orders in the set `open` of `OPEN#<sub>` / `OPEN` (added by the order's insert on the
+//! condition that the set is below the cap, removed by the update that takes it out of
+//! PENDING), and its write counters `RATE#<sub>` / `WINDOW#<start>` (`kit::rate_limit`).
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{Client, types::AttributeValue};
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, TransactWriteItem, Update},
+};
 use chrono::{DateTime, Utc};
 use kit::{
     dynamo::{self, Entity, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
     idempotency::{self, IdempotencyStore},
+    rate_limit::{self, Decision},
 };
 
 use super::{customer_sort_key, insert_error, update_error};
 use crate::{
     domain::{CustomerId, Order, OrderId, Status},
-    ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
+    ports::{IdempotentResponse, Limits, OrderRepository, Page, RepositoryError},
 };
 
 /// Order items: `ORDER#<id>` / `ORDER`.
@@ -32,12 +39,18 @@ pub const PENDING_INDEX: &str = "pending";
 pub const PENDING_PK: &str = "pending_pk";
 pub const PENDING_SK: &str = "pending_sk";
 const PENDING: &str = "PENDING";
+/// The item holding a customer's open (PENDING) order ids: `OPEN#<sub>` / `OPEN`.
+const OPEN: Entity = Entity {
+    pk_prefix: "OPEN#",
+    sk: "OPEN",
+};
 
 /// Orders in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoOrders {
     client: Client,
     table: String,
+    limits: Limits,
 }
 
 fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> RepositoryError {
@@ -49,7 +62,45 @@ impl DynamoOrders {
         DynamoOrders {
             client,
             table: table.into(),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same store holding customers to `limits` instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The change of `customer`'s open-order set: `ADD` `order` (if the set is below the cap)
+    /// or `DELETE` it (idempotent: removing an id that is not there changes nothing).
+    fn open_orders(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+        add: bool,
+    ) -> Result<TransactWriteItem, RepositoryError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(format!("{}{}", OPEN.pk_prefix, customer.as_str())))
+            .key(SK, s(OPEN.sk))
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![order.to_string()]));
+        update = if add {
+            update
+                .update_expression("ADD #open :id")
+                .condition_expression("attribute_not_exists(#open) OR size(#open) < :max")
+                .expression_attribute_values(
+                    ":max",
+                    dynamo::n(i64::from(self.limits.max_open_orders)),
+                )
+        } else {
+            update.update_expression("DELETE #open :id")
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(unavailable)?)
+            .build())
     }
 
     fn item(order: &Order) -> Result<HashMap<String, AttributeValue>, RepositoryError> {
@@ -138,6 +189,22 @@ impl OrderRepository for DynamoOrders {
             .collect())
     }
 
+    async fn count_write(
+        &self,
+        customer: &CustomerId,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, RepositoryError> {
+        rate_limit::hit(
+            &self.client,
+            &self.table,
+            customer.as_str(),
+            &self.limits.writes,
+            now.timestamp(),
+        )
+        .await
+        .map_err(unavailable)
+    }
+
     async fn insert(
         &self,
         order: &Order,
@@ -146,12 +213,17 @@ impl OrderRepository for DynamoOrders {
     ) -> Result<(), RepositoryError> {
         let now = chrono::Utc::now().timestamp();
         let record = idempotency.map(|r| (&r.key, r.fingerprint.as_str(), &r.response));
+        let open = self.open_orders(&order.customer_id, &order.id, true)?;
         let change = Transaction::new(&self.table)
             .create(Self::item(order)?)
             .and_then(|t| t.publish(events))
             .and_then(|t| t.idempotency(record, idempotency::HTTP_TTL, now))
-            .map_err(unavailable)?;
-        change.commit(&self.client).await.map_err(insert_error)
+            .map_err(unavailable)?
+            .guard(open);
+        change
+            .commit(&self.client)
+            .await
+            .map_err(|e| insert_error(e, &self.limits))
     }
 
     async fn update(
@@ -162,11 +234,14 @@ impl OrderRepository for DynamoOrders {
         processed_event: Option<&str>,
     ) -> Result<(), RepositoryError> {
         let now = chrono::Utc::now().timestamp();
-        let change = Transaction::new(&self.table)
+        let mut change = Transaction::new(&self.table)
             .update(Self::item(order)?, expected_version)
             .and_then(|t| t.publish(events))
             .and_then(|t| t.processed(PROCESSED_SCOPE, processed_event, now))
             .map_err(unavailable)?;
+        if order.status != Status::Pending {
+            change = change.guard(self.open_orders(&order.customer_id, &order.id, false)?);
+        }
         change.commit(&self.client).await.map_err(update_error)
     }
 

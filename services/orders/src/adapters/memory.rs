@@ -1,27 +1,38 @@
 //! The order repository in memory: a [`kit::memory::Table`], the twin of the DynamoDB table
 //! (atomic writes of an order with its outbox events, version checks, processed-event markers,
-//! idempotency records), with the same error mapping as the DynamoDB adapter.
+//! idempotency records, the per-customer open-order cap), with the same error mapping as the
+//! DynamoDB adapter; and the per-customer write counters.
 
 use chrono::{DateTime, Utc};
 use kit::{
     events::Envelope,
     idempotency::{self, Record},
     memory::{Change, Table},
+    rate_limit::{Decision, MemoryRateLimiter},
 };
 
 use super::{customer_sort_key, insert_error, update_error};
 use crate::{
     domain::{CustomerId, Order, OrderId, Status},
-    ports::{IdempotentResponse, OrderRepository, Page, RepositoryError},
+    ports::{IdempotentResponse, Limits, OrderRepository, Page, RepositoryError},
 };
 
 /// Orders in memory.
 #[derive(Debug, Default)]
 pub struct MemoryOrders {
     table: Table<Order>,
+    writes: MemoryRateLimiter,
+    limits: Limits,
 }
 
 impl MemoryOrders {
+    /// The same store holding customers to `limits` instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Every event written to the outbox so far, in order.
     pub fn outbox(&self) -> Vec<Envelope> {
         self.table.outbox()
@@ -65,6 +76,16 @@ impl OrderRepository for MemoryOrders {
             .collect())
     }
 
+    async fn count_write(
+        &self,
+        customer: &CustomerId,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, RepositoryError> {
+        Ok(self
+            .writes
+            .hit(customer.as_str(), &self.limits.writes, now.timestamp()))
+    }
+
     async fn insert(
         &self,
         order: &Order,
@@ -76,10 +97,20 @@ impl OrderRepository for MemoryOrders {
                 Record::completed(&stored.fingerprint, &stored.response, idempotency::HTTP_TTL);
             (&stored.key, record)
         });
+        let max = self.limits.max_open_orders;
+        let customer = order.customer_id.clone();
         let change = Change::create(order.id.as_str(), order.clone())
             .publish(events)
-            .idempotency(record);
-        self.table.commit(change).map_err(insert_error)
+            .idempotency(record)
+            .guard(move |orders| {
+                let open = orders
+                    .filter(|o| o.customer_id == customer && o.status == Status::Pending)
+                    .count();
+                open < usize::try_from(max).unwrap_or(usize::MAX)
+            });
+        self.table
+            .commit(change)
+            .map_err(|e| insert_error(e, &self.limits))
     }
 
     async fn update(

@@ -5,17 +5,24 @@ pub mod memory;
 
 use kit::dynamo::CommitError;
 
-use crate::{domain::Order, ports::RepositoryError};
+use crate::{
+    domain::Order,
+    ports::{Limits, RepositoryError},
+};
 
 /// The sort value of an order in "orders by customer" (ids are UUID v7, so it sorts by time).
 pub(crate) fn customer_sort_key(order: &Order) -> String {
     kit::page::sort_key(order.created_at, order.id.as_str())
 }
 
-/// What a failed insert means to the service, whichever store failed it.
-pub(crate) fn insert_error(error: CommitError) -> RepositoryError {
+/// What a failed insert means to the service, whichever store failed it (its guard is the
+/// open-order cap of `limits`).
+pub(crate) fn insert_error(error: CommitError, limits: &Limits) -> RepositoryError {
     match error {
         CommitError::IdempotencyKeyTaken => RepositoryError::IdempotencyKeyTaken,
+        CommitError::GuardRefused => RepositoryError::TooManyOpenOrders {
+            max: limits.max_open_orders,
+        },
         CommitError::Concurrent => RepositoryError::Conflict,
         error => RepositoryError::Unavailable(Box::new(error)),
     }

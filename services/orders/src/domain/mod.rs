@@ -6,5 +6,6 @@ mod request;
 pub use kit::ids::{CustomerId, OrderId};
 pub use order::{Order, Status, TransitionError};
 pub use request::{
-    LineInput, MAX_LINES, MAX_QUANTITY, MoneyInput, NewOrder, PlaceOrder, Violation,
+    AMOUNT_CAPS, AmountCaps, DEFAULT_CAPS, LineInput, MAX_LINES, MAX_QUANTITY, MoneyInput,
+    NewOrder, PlaceOrder, Violation,
 };

@@ -10,6 +10,43 @@ use serde::Deserialize;
 pub const MAX_LINES: usize = 50;
 /// Most units of one line.
 pub const MAX_QUANTITY: i64 = 1_000;
+/// Business caps per currency, in major units: the most one line (unit price × quantity) and one
+/// order may amount to. Currencies not listed use [`DEFAULT_CAPS`].
+pub const AMOUNT_CAPS: &[(&str, AmountCaps)] = &[
+    ("DKK", AmountCaps::major(100_000, 500_000)),
+    ("NOK", AmountCaps::major(100_000, 500_000)),
+    ("SEK", AmountCaps::major(100_000, 500_000)),
+    ("JPY", AmountCaps::major(1_500_000, 7_500_000)),
+];
+/// The caps of the other currencies (AUD, CAD, CHF, EUR, GBP, NZD, USD), in major units.
+pub const DEFAULT_CAPS: AmountCaps = AmountCaps::major(10_000, 50_000);
+
+/// The most a line and an order may amount to, in major units of their currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmountCaps {
+    pub line: i64,
+    pub order: i64,
+}
+
+impl AmountCaps {
+    pub const fn major(line: i64, order: i64) -> Self {
+        AmountCaps { line, order }
+    }
+
+    /// The caps of `currency`.
+    pub fn of(currency: Currency) -> Self {
+        AMOUNT_CAPS
+            .iter()
+            .find(|(code, _)| *code == currency.code())
+            .map_or(DEFAULT_CAPS, |(_, caps)| *caps)
+    }
+
+    /// `major` units of `currency` as money (saturating; the caps are far below the limit).
+    fn money(major: i64, currency: Currency) -> Money {
+        let scale = 10_i64.pow(currency.minor_digits());
+        Money::new(major.saturating_mul(scale), currency).unwrap_or(Money::zero(currency))
+    }
+}
 
 /// The body of `POST /v1/orders`, as sent. Numbers are wide so that a negative quantity is a
 /// rule violation (422) rather than a parse error.
@@ -84,7 +121,12 @@ impl PlaceOrder {
         let mut lines = Vec::with_capacity(self.lines.len());
         for (i, line) in self.lines.into_iter().enumerate() {
             match line.validate(i) {
-                Ok(line) => lines.push(line),
+                Ok(line) => {
+                    if let Some(problem) = above_line_cap(&line) {
+                        violations.push(violation(format!("lines[{i}]"), problem));
+                    }
+                    lines.push(line);
+                }
                 Err(mut more) => violations.append(&mut more),
             }
         }
@@ -93,6 +135,15 @@ impl PlaceOrder {
         } else {
             Err(())
         };
+        if let Ok(total) = total {
+            let cap = AmountCaps::money(AmountCaps::of(total.currency).order, total.currency);
+            if total.amount > cap.amount {
+                violations.push(violation(
+                    "total",
+                    format!("the order total must not exceed {cap}"),
+                ));
+            }
+        }
         match total {
             Ok(total) if violations.is_empty() => Ok(NewOrder {
                 lines,
@@ -143,6 +194,17 @@ impl LineInput {
             _ => Err(violations),
         }
     }
+}
+
+/// Why `line` amounts to more than its currency's line cap, if it does.
+fn above_line_cap(line: &OrderLine) -> Option<String> {
+    let currency = line.unit_price.currency;
+    let cap = AmountCaps::money(AmountCaps::of(currency).line, currency);
+    let within = line
+        .unit_price
+        .checked_mul(line.quantity)
+        .is_ok_and(|amount| amount.amount <= cap.amount);
+    (!within).then(|| format!("the line (unit price × quantity) must not exceed {cap}"))
 }
 
 fn total(lines: &[OrderLine]) -> Result<Money, String> {
@@ -230,7 +292,40 @@ mod tests {
         );
         assert_eq!(
             fields(request(vec![line("A", 1000, i64::MAX / 999, "EUR")]).validate()),
-            ["lines"]
+            ["lines[0]"],
+            "a line that overflows is above its cap"
+        );
+    }
+
+    #[test]
+    fn lines_and_orders_are_capped_in_their_currencys_major_units() {
+        assert!(
+            request(vec![line("A", 1, 1_000_000, "EUR")])
+                .validate()
+                .is_ok()
+        );
+        assert_eq!(
+            fields(request(vec![line("A", 1, 1_000_001, "EUR")]).validate()),
+            ["lines[0]"]
+        );
+        assert!(
+            request(vec![line("A", 1, 1_500_000, "JPY")])
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            request(vec![line("A", 5, 1_000_000, "EUR"); 1])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            request(vec![line("A", 1, 1_000_000, "EUR"); 5])
+                .validate()
+                .is_ok()
+        );
+        assert_eq!(
+            fields(request(vec![line("A", 1, 1_000_000, "EUR"); 6]).validate()),
+            ["total"]
         );
     }
 

@@ -9,6 +9,7 @@ use kit::{
     http::{Caller, Matched, RequestMeta, Route, Scopes, json_body, json_response, match_route},
     idempotency::{self, Key},
     money::Money,
+    rate_limit::Decision,
 };
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
@@ -20,11 +21,11 @@ use crate::{
     ports::{IdempotentResponse, OrderRepository, RepositoryError},
 };
 
-/// Statuses every authenticated route can answer with besides its own.
-const PLACE: &[u16] = &[201, 400, 401, 403, 415, 422, 500];
-const LIST: &[u16] = &[200, 400, 401, 403, 500];
-const READ: &[u16] = &[200, 401, 403, 404, 500];
-const CANCEL: &[u16] = &[200, 401, 403, 404, 409, 500];
+/// Every status each route can answer with (413: any body above `kit::http::MAX_BODY_BYTES`).
+const PLACE: &[u16] = &[201, 400, 401, 403, 409, 413, 415, 422, 429, 500];
+const LIST: &[u16] = &[200, 400, 401, 403, 413, 500];
+const READ: &[u16] = &[200, 401, 403, 404, 413, 500];
+const CANCEL: &[u16] = &[200, 401, 403, 404, 409, 413, 429, 500];
 
 /// Every route of the orders API.
 pub const ROUTES: &[Route] = &[
@@ -40,6 +41,11 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Attempts of a cancel that races with a payment event.
 const CANCEL_ATTEMPTS: usize = 3;
+/// Attempts of a place that DynamoDB cancelled for a concurrent transaction on the same items
+/// (the customer's open-order set: two of its orders placed at once).
+const PLACE_ATTEMPTS: usize = 3;
+/// The problem type of a refused order when its customer has too many open ones.
+pub const TOO_MANY_OPEN_ORDERS: &str = "too-many-open-orders";
 
 /// An order as clients see it (no card token, no internal version).
 #[derive(Debug, Serialize)]
@@ -144,7 +150,7 @@ async fn place<R: OrderRepository>(
             let raw = value.to_str().map_err(|_| {
                 ApiError::BadRequest("Idempotency-Key must be visible ASCII".into())
             })?;
-            let key = Key::new(&format!("orders-http#{}", caller.sub), raw)
+            let key = Key::for_caller("orders-http", &caller.sub, raw)
                 .map_err(|e| ApiError::BadRequest(format!("Idempotency-Key: {e}")))?;
             let fingerprint =
                 idempotency::fingerprint(&[b"POST /v1/orders", request.body().as_ref()]);
@@ -156,12 +162,9 @@ async fn place<R: OrderRepository>(
     };
 
     let now = Utc::now();
-    let (mut order, event) = Order::place(
-        OrderId::generate(),
-        CustomerId::new(&caller.sub),
-        new_order,
-        now,
-    );
+    let customer = CustomerId::new(&caller.sub);
+    count_write(orders, &customer, now).await?;
+    let (mut order, event) = Order::place(OrderId::generate(), customer, new_order, now);
     order.correlation_id = Some(meta.correlation_id.clone());
     let envelope = event_envelope(&event, meta, now)?;
     let body = serde_json::to_value(OrderView::from(&order)).map_err(ApiError::internal)?;
@@ -170,8 +173,29 @@ async fn place<R: OrderRepository>(
         fingerprint,
         response: json!({ "status": 201, "body": body }),
     });
-    match orders.insert(&order, &[envelope], stored.as_ref()).await {
+    let mut inserted = orders
+        .insert(&order, std::slice::from_ref(&envelope), stored.as_ref())
+        .await;
+    for _ in 1..PLACE_ATTEMPTS {
+        if !matches!(inserted, Err(RepositoryError::Conflict)) {
+            break;
+        }
+        // Nothing was written: the same order may be tried again.
+        inserted = orders
+            .insert(&order, std::slice::from_ref(&envelope), stored.as_ref())
+            .await;
+    }
+    match inserted {
         Ok(()) => {}
+        Err(RepositoryError::TooManyOpenOrders { max }) => {
+            return Err(ApiError::LimitReached {
+                kind: TOO_MANY_OPEN_ORDERS,
+                detail: format!(
+                    "You have {max} open orders already (the most allowed); place this one \
+                     when one of them is confirmed or cancelled."
+                ),
+            });
+        }
         Err(RepositoryError::IdempotencyKeyTaken) => {
             // A concurrent request with the same key won the race: answer as it did.
             let stored = stored
@@ -200,6 +224,25 @@ async fn place<R: OrderRepository>(
         &[kit::metrics::Metric::count("OrderPlaced", 1)],
     );
     created(&order.id, &body, false)
+}
+
+/// Counts a write of `customer`: 429 past the per-customer limit.
+async fn count_write<R: OrderRepository>(
+    orders: &R,
+    customer: &CustomerId,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    match orders
+        .count_write(customer, now)
+        .await
+        .map_err(unavailable)?
+    {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after } => {
+            tracing::info!(retry_after, "customer write limit reached");
+            Err(ApiError::TooManyRequests { retry_after })
+        }
+    }
 }
 
 fn created(
@@ -291,6 +334,7 @@ async fn cancel<R: OrderRepository>(
     caller: &Caller,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
+    let mut counted = false;
     for _ in 0..CANCEL_ATTEMPTS {
         let mut order = visible_order(orders, matched, caller, false).await?;
         let expected = order.version;
@@ -301,6 +345,10 @@ async fn cancel<R: OrderRepository>(
                 e.from.as_str()
             ))
         })?;
+        if !counted {
+            count_write(orders, &order.customer_id, now).await?;
+            counted = true;
+        }
         let envelope = event_envelope(&event, meta, now)?;
         match orders.update(&order, expected, &[envelope], None).await {
             Ok(()) => {

@@ -2,11 +2,15 @@
 //! so the in-memory twin every handler test uses cannot drift from the real store.
 
 use chrono::{Duration, Utc};
-use kit::{events::Envelope, idempotency::Key};
+use kit::{
+    events::Envelope,
+    idempotency::Key,
+    rate_limit::{Decision, RateLimit},
+};
 use orders::{
     adapters::{dynamodb::DynamoOrders, memory::MemoryOrders},
     domain::{CustomerId, Order, OrderId, PlaceOrder},
-    ports::{IdempotentResponse, OrderRepository, RepositoryError},
+    ports::{IdempotentResponse, Limits, OrderRepository, RepositoryError},
 };
 use serde_json::json;
 
@@ -26,7 +30,7 @@ fn order(minutes_ago: i64) -> (Order, Envelope) {
 }
 
 async fn a_reused_idempotency_key_is_refused_and_writes_nothing<R: OrderRepository>(store: &R) {
-    let key = Key::new("orders-http#c1", &uuid::Uuid::now_v7().to_string()).unwrap();
+    let key = Key::for_caller("orders-http", "c1", &uuid::Uuid::now_v7().to_string()).unwrap();
     let stored = IdempotentResponse {
         key: key.clone(),
         fingerprint: "f".into(),
@@ -105,18 +109,98 @@ async fn only_pending_orders_past_the_cutoff_are_due_oldest_first<R: OrderReposi
     assert_eq!(store.pending_before(cutoff, 1).await.unwrap(), due[..1]);
 }
 
+/// Small limits, so the cases reach them: 5 open orders, 3 writes a minute.
+const LIMITS: Limits = Limits {
+    writes: RateLimit {
+        limit: 3,
+        window: std::time::Duration::from_secs(60),
+    },
+    max_open_orders: 5,
+};
+
+async fn a_customers_open_orders_are_capped_and_closing_one_frees_a_place<R: OrderRepository>(
+    store: &R,
+) {
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        let (order, event) = order(0);
+        store.insert(&order, &[event], None).await.unwrap();
+        placed.push(order);
+    }
+    let (refused, event) = order(0);
+    let result = store.insert(&refused, &[event], None).await;
+    assert!(
+        matches!(result, Err(RepositoryError::TooManyOpenOrders { max: 5 })),
+        "{result:?}"
+    );
+    assert_eq!(
+        store.get(&refused.id).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+
+    // A confirmed order is no longer open; cancelling it afterwards frees nothing twice.
+    let mut confirmed = placed[0].clone();
+    confirmed.confirm(Utc::now()).unwrap();
+    store.update(&confirmed, 1, &[], None).await.unwrap();
+    let mut cancelled = confirmed.clone();
+    cancelled.cancel(Utc::now()).unwrap();
+    store.update(&cancelled, 2, &[], None).await.unwrap();
+    let (sixth, event) = order(0);
+    store.insert(&sixth, &[event], None).await.unwrap();
+    let (seventh, event) = order(0);
+    let result = store.insert(&seventh, &[event], None).await;
+    assert!(
+        matches!(result, Err(RepositoryError::TooManyOpenOrders { .. })),
+        "one place was freed, once: {result:?}"
+    );
+    // Another customer has places of its own.
+    let (mut other, event) = order(0);
+    other.customer_id = CustomerId::new("c2");
+    store.insert(&other, &[event], None).await.unwrap();
+}
+
+async fn a_customers_writes_are_counted_per_window<R: OrderRepository>(store: &R) {
+    let customer = CustomerId::new(format!("c-{}", uuid::Uuid::now_v7()));
+    let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    for second in [0, 10, 20] {
+        let at = start + Duration::seconds(second);
+        assert_eq!(
+            store.count_write(&customer, at).await.unwrap(),
+            Decision::Allowed
+        );
+    }
+    let at = start + Duration::seconds(45);
+    assert_eq!(
+        store.count_write(&customer, at).await.unwrap(),
+        Decision::Limited { retry_after: 15 }
+    );
+    let stranger = CustomerId::new("someone-else");
+    assert_eq!(
+        store.count_write(&stranger, at).await.unwrap(),
+        Decision::Allowed
+    );
+    let next_window = start + Duration::seconds(60);
+    assert_eq!(
+        store.count_write(&customer, next_window).await.unwrap(),
+        Decision::Allowed
+    );
+}
+
 async fn dynamo() -> DynamoOrders {
     let (client, table) = crate::dynamodb::table().await;
-    DynamoOrders::new(client, &table)
+    DynamoOrders::new(client, &table).with_limits(LIMITS)
 }
 
 testkit::contract!(
-    memory: MemoryOrders::default(),
+    memory: MemoryOrders::default().with_limits(LIMITS),
     dynamodb: dynamo(),
     cases: [
         a_reused_idempotency_key_is_refused_and_writes_nothing,
         an_update_needs_the_version_it_read,
         an_event_is_applied_once_and_a_duplicate_writes_nothing,
         only_pending_orders_past_the_cutoff_are_due_oldest_first,
+        a_customers_open_orders_are_capped_and_closing_one_frees_a_place,
+        a_customers_writes_are_counted_per_window,
     ]
 );

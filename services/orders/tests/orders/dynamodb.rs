@@ -119,7 +119,7 @@ async fn an_event_applied_once_is_refused_the_second_time() {
 async fn an_idempotency_key_is_stored_with_the_order_and_taken_only_once() {
     let (client, table) = table().await;
     let orders = DynamoOrders::new(client, &table);
-    let key = Key::new("orders-http#c1", "key-1").unwrap();
+    let key = Key::for_caller("orders-http", "c1", "key-1").unwrap();
     let stored = IdempotentResponse {
         key: key.clone(),
         fingerprint: "f1".into(),

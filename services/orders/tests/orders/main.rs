@@ -9,6 +9,7 @@
 
 mod contract;
 mod dynamodb;
+mod edges;
 mod events;
 mod helpers;
 mod http;

@@ -16,7 +16,7 @@ use crate::{
     ports::PaymentRepository,
 };
 
-const READ: &[u16] = &[200, 401, 403, 404, 500];
+const READ: &[u16] = &[200, 401, 403, 404, 413, 500];
 
 /// Every route of the payments API.
 pub const ROUTES: &[Route] = &[Route::new("GET", "/v1/payments/{orderId}", READ)];

@@ -202,3 +202,68 @@ async fn a_valid_token_places_an_order_201_and_the_owner_reads_it_back() {
         .unwrap();
     assert_eq!(r.status(), 404, "another customer's order is not visible");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_limits_set_by_template_parameters_hold_and_a_large_body_gets_413() {
+    let stack = spawn_stack(|o| {
+        o.only = vec!["orders-http".into()];
+        o.parameters
+            .insert("MaxOpenOrdersPerCustomer".into(), "2".into());
+        o.parameters.insert("CustomerWriteLimit".into(), "3".into());
+        o.parameters
+            .insert("CustomerWriteWindowSeconds".into(), "3600".into());
+    })
+    .await;
+    let c = reqwest::Client::new();
+    let token = stack.token("quinn", &["shop/orders"]).unwrap();
+    let body = json!({"lines": [{"sku": "SKU-1", "quantity": 1,
+        "unit_price": {"amount": 100, "currency": "EUR"}}], "card_token": "tok_approve"});
+    let place = || {
+        c.post(format!("{}/v1/orders", stack.api_url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let problem = |r: &reqwest::Response| {
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+
+    // Nothing runs in the stack but orders-http: the orders stay PENDING.
+    assert_eq!(place().await.unwrap().status(), 201);
+    assert_eq!(place().await.unwrap().status(), 201);
+    let r = place().await.unwrap();
+    assert_eq!(r.status(), 409, "the third open order");
+    assert_eq!(problem(&r).as_deref(), Some("application/problem+json"));
+    let p: Value = r.json().await.unwrap();
+    assert!(
+        p["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/too-many-open-orders"),
+        "{p}"
+    );
+    // That refused order used the third write of the window: the fourth is refused.
+    let r = place().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(problem(&r).as_deref(), Some("application/problem+json"));
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+
+    let r = c
+        .post(format!("{}/v1/orders", stack.api_url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("x".repeat(100 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(problem(&r).as_deref(), Some("application/problem+json"));
+}
