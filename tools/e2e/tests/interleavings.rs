@@ -407,11 +407,16 @@ impl World {
                 .is_ok(),
         };
         self.faults.arm(None);
-        if ok
-            && !keep
-            && let Some(messages) = self.queues.get_mut(&queue)
-        {
+        let Some(messages) = self.queues.get_mut(&queue) else {
+            return;
+        };
+        if ok && !keep {
             messages.remove(index);
+        } else if !ok {
+            // A failed message is invisible for the visibility timeout while the others are
+            // delivered (a standard queue has no order): it goes to the back.
+            let failed = messages.remove(index);
+            messages.push(failed);
         }
     }
 
