@@ -4,7 +4,9 @@
 //! clients would place them (retrying with the same `Idempotency-Key` when an answer is lost).
 //!
 //! Then [`Report`] reads what happened from the tables themselves (not through the faulty
-//! path) and counts what must never happen: an order that never reaches a terminal state
+//! path). Messages that failed `maxReceiveCount` times wait in their DLQ, as on AWS, where an
+//! alarm calls the operator: the run does what the runbook says (`redrive move` of every
+//! consumer DLQ, once) and waits again. Then it counts what must never happen: an order that never reaches a terminal state
 //! within the saga timeout (lost), a duplicate order or notification, money held or captured
 //! on a cancelled order, a confirmed order whose charge was never captured, a dead-letter
 //! message that no terminal order accounts for.
@@ -197,6 +199,8 @@ pub struct Report {
     pub wrong_state: Vec<String>,
     /// Terminal orders with no notification about their state.
     pub not_notified: Vec<String>,
+    /// Messages moved back from the consumer DLQs to their queues (the operator's redrive).
+    pub redriven: usize,
     /// Messages in dead-letter queues at the end.
     pub dlq_messages: usize,
     /// Dead-letter messages no terminal order of the run accounts for (queue: body start).
@@ -226,7 +230,7 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, usize); 17] = [
+        let rows: [(&str, usize); 18] = [
             ("orders", self.orders),
             ("rejected by the API (client gave up)", self.rejected),
             ("faults injected", self.faults_injected),
@@ -234,7 +238,8 @@ impl fmt::Display for Report {
             ("confirmed", self.confirmed),
             ("cancelled", self.cancelled),
             ("  of which by the saga timeout", self.timed_out),
-            ("dead-letter messages", self.dlq_messages),
+            ("redriven from consumer DLQs", self.redriven),
+            ("dead-letter messages at the end", self.dlq_messages),
             ("lost", self.lost.len()),
             ("duplicated", self.duplicated.len()),
             ("held wrongly", self.held_wrongly.len()),
@@ -271,7 +276,9 @@ pub async fn run(root: &std::path::Path, plan: &Plan) -> anyhow::Result<Report> 
         "chaos{}",
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     ));
-    o.visibility_timeout = Some(5);
+    // Longer than the events functions' timeout (15 s), as the template requires, so a slow
+    // message is never handed out twice at once; short enough that a retry comes in seconds.
+    o.visibility_timeout = Some(20);
     o.faults = Some(plan.faults);
     o.kill_every = plan.kill_every;
     o.seed = plan.seed;
@@ -294,17 +301,16 @@ pub async fn run(root: &std::path::Path, plan: &Plan) -> anyhow::Result<Report> 
 
     // The saga owes every order a terminal state within the timeout; the timeout's schedule
     // ticks every `schedule_period`, and a cancellation then takes a few hops to settle.
-    let deadline = Instant::now()
-        + Duration::from_secs(u64::from(plan.saga_timeout_minutes) * 60)
+    let patience = Duration::from_secs(u64::from(plan.saga_timeout_minutes) * 60)
         + plan.schedule_period * 2
         + Duration::from_secs(45);
-    let seen = loop {
-        let seen = observe(&stack, &placed).await?;
-        if seen.values().all(Seen::settled) || Instant::now() > deadline {
-            break seen;
+    let mut seen = settle(&stack, &placed, patience).await?;
+    if !seen.values().all(Seen::settled) {
+        report.redriven = redrive_consumer_dlqs(&stack).await?;
+        if report.redriven > 0 {
+            seen = settle(&stack, &placed, patience).await?;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
+    }
 
     report.faults_injected = stack.faults_injected();
     report.processes_killed = stack.killed.load(std::sync::atomic::Ordering::Relaxed);
@@ -358,6 +364,44 @@ pub async fn run(root: &std::path::Path, plan: &Plan) -> anyhow::Result<Report> 
         stack.stop().await;
     }
     Ok(report)
+}
+
+/// Observes the orders until every one settled or `patience` passed.
+async fn settle(
+    stack: &Stack,
+    placed: &[Placed],
+    patience: Duration,
+) -> anyhow::Result<BTreeMap<String, Seen>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let seen = observe(stack, placed).await?;
+        if seen.values().all(Seen::settled) || Instant::now() > deadline {
+            return Ok(seen);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Moves the messages of every consumer queue's DLQ back to its queue, as the runbook's
+/// `make redrive ARGS="move --dlq …"` does; returns how many moved.
+async fn redrive_consumer_dlqs(stack: &Stack) -> anyhow::Result<usize> {
+    let options = redrive::MoveOptions {
+        wait_time_s: 0,
+        ..redrive::MoveOptions::default()
+    };
+    let mut moved = 0;
+    for (logical, queue) in &stack.resources.queues {
+        let Ok(dlq) = stack.resources.dlq_url(logical) else {
+            continue;
+        };
+        let result = redrive::redrive(&stack.clients.sqs, dlq, Some(&queue.url), &options)
+            .await
+            .with_context(|| format!("redriving the DLQ of {logical}"))?;
+        if let redrive::MoveResult::Moved(r) = result {
+            moved += r.moved;
+        }
+    }
+    Ok(moved)
 }
 
 /// Places every order of the plan, `concurrency` at a time; returns those the API accepted.
