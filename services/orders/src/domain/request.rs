@@ -4,6 +4,7 @@ use kit::{
     events::OrderLine,
     money::{Currency, Money, MoneyError},
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Most lines one order may have.
@@ -13,14 +14,14 @@ pub const MAX_QUANTITY: i64 = 1_000;
 
 /// The body of `POST /v1/orders`, as sent. Numbers are wide so that a negative quantity is a
 /// rule violation (422) rather than a parse error.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
     pub lines: Vec<LineInput>,
     pub card_token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
     pub sku: String,
@@ -28,7 +29,7 @@ pub struct LineInput {
     pub unit_price: MoneyInput,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyInput {
     pub amount: i64,

@@ -11,6 +11,7 @@ use kit::{
     money::Money,
 };
 use lambda_http::{Body, Request, RequestExt, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
 
@@ -41,9 +42,10 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Attempts of a cancel that races with a payment event.
 const CANCEL_ATTEMPTS: usize = 3;
 
-/// An order as clients see it (no card token, no internal version).
-#[derive(Debug, Serialize)]
-struct OrderView<'a> {
+/// An order as clients see it (no card token, no internal version): `Order` in
+/// docs/openapi.yaml.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OrderView<'a> {
     id: &'a str,
     customer_id: &'a str,
     status: Status,
@@ -251,7 +253,13 @@ async fn list<R: OrderRepository>(
         .await
         .map_err(unavailable)?;
     let items: Vec<OrderView<'_>> = page.orders.iter().map(OrderView::from).collect();
-    json_response(200, &json!({ "items": items, "next_cursor": page.next }))
+    json_response(
+        200,
+        &kit::page::Page {
+            items,
+            next_cursor: page.next,
+        },
+    )
 }
 
 /// The order if the caller may see it: its owner, or an admin. Anyone else gets 404, as if it
