@@ -32,6 +32,8 @@ pub struct LineInput {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyInput {
+    /// Minor units; a line's price is at least 1 (validated, documented in the schema).
+    #[schemars(range(min = 1))]
     pub amount: i64,
     pub currency: String,
 }
