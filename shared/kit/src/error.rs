@@ -7,6 +7,7 @@
 use std::{error::Error as StdError, fmt::Write as _};
 
 use lambda_runtime::Diagnostic;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// What an HTTP handler can fail with. Every variant maps to exactly one status.
@@ -59,7 +60,7 @@ pub enum ApiError {
 }
 
 /// One broken rule of a request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct FieldError {
     /// JSON pointer-ish path of the field, e.g. `lines[0].quantity`.
     pub field: String,
@@ -77,11 +78,12 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem details body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub problem_type: String,
     pub title: &'static str,
+    #[schemars(range(min = 100, max = 599))]
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

@@ -7,6 +7,8 @@
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use lambda_http::{Request, RequestExt};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::error::ApiError;
 
@@ -88,6 +90,14 @@ pub fn in_memory<T: Clone>(
             .collect(),
         next,
     )
+}
+
+/// The body of a list response: one page of items and the cursor of the next page (`null` on
+/// the last one).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 
+pub mod schema;
+
 /// The repository root (tests run from their crate's directory).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -427,8 +429,6 @@ pub async fn create_bus(config: &SdkConfig) -> String {
     name
 }
 
-/// Checks a service's route table against `docs/openapi.yaml`: every (method, path, status)
-/// the router declares is documented, and every documented one under `prefix` is routed.
 /// The scope names the HTTP functions get from the template with its default `AppName`
 /// (`shop`), and that the request fixtures' tokens carry.
 pub fn scopes() -> kit::http::Scopes {
@@ -438,12 +438,18 @@ pub fn scopes() -> kit::http::Scopes {
     }
 }
 
+/// `docs/openapi.yaml`, parsed.
+pub fn openapi() -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(repo_root().join("docs/openapi.yaml")).expect("docs/openapi.yaml");
+    serde_norway::from_str(&text).expect("docs/openapi.yaml is valid YAML")
+}
+
+/// Checks a service's route table against `docs/openapi.yaml`: every (method, path, status)
+/// the router declares is documented, and every documented one under `prefix` is routed.
 pub fn assert_routes_documented(routes: &[kit::http::Route], prefix: &str) {
     use std::collections::BTreeSet;
-    let path = repo_root().join("docs/openapi.yaml");
-    let text = std::fs::read_to_string(&path).expect("docs/openapi.yaml");
-    let doc: serde_json::Value =
-        serde_norway::from_str(&text).expect("docs/openapi.yaml is valid YAML");
+    let doc = openapi();
     let mut documented = BTreeSet::new();
     for (path, operations) in doc["paths"]
         .as_object()

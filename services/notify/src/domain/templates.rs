@@ -1,12 +1,13 @@
 //! One plain-text template per event a customer hears about, rendered from the event's data.
 
 use kit::events::{CancellationReason, Event, OrderCancelled, OrderConfirmed, PaymentRefunded};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::CustomerId;
 
 /// The templates, named in records and logs by [`Template::name`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Template {
     OrderConfirmed,

@@ -8,8 +8,8 @@ use kit::{
     http::{Caller, RequestMeta, Route, Scopes, json_response, match_route},
 };
 use lambda_http::{Body, Request, RequestExt, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::{
     domain::{CustomerId, Notification, Template},
@@ -21,9 +21,9 @@ const LIST: &[u16] = &[200, 400, 401, 403, 413, 500];
 /// Every route of the notify API.
 pub const ROUTES: &[Route] = &[Route::new("GET", "/v1/notifications", LIST)];
 
-/// A notification as its owner sees it.
-#[derive(Debug, Serialize)]
-struct NotificationView<'a> {
+/// A notification as its owner sees it: `Notification` in docs/openapi.yaml.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NotificationView<'a> {
     id: &'a str,
     order_id: &'a str,
     template: Template,
@@ -90,5 +90,11 @@ async fn list<L: NotificationLog>(
         .iter()
         .map(NotificationView::from)
         .collect();
-    json_response(200, &json!({ "items": items, "next_cursor": page.next }))
+    json_response(
+        200,
+        &kit::page::Page {
+            items,
+            next_cursor: page.next,
+        },
+    )
 }

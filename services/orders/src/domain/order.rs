@@ -6,11 +6,12 @@ use kit::{
     ids::{CustomerId, OrderId},
     money::Money,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::NewOrder;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Pending,

@@ -4,6 +4,7 @@ use kit::{
     events::OrderLine,
     money::{Currency, Money, MoneyError},
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Most lines one order may have.
@@ -50,14 +51,14 @@ impl AmountCaps {
 
 /// The body of `POST /v1/orders`, as sent. Numbers are wide so that a negative quantity is a
 /// rule violation (422) rather than a parse error.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
     pub lines: Vec<LineInput>,
     pub card_token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
     pub sku: String,
@@ -65,9 +66,11 @@ pub struct LineInput {
     pub unit_price: MoneyInput,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyInput {
+    /// Minor units; a line's price is at least 1 (validated, documented in the schema).
+    #[schemars(range(min = 1))]
     pub amount: i64,
     pub currency: String,
 }

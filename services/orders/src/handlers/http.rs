@@ -12,6 +12,7 @@ use kit::{
     rate_limit::Decision,
 };
 use lambda_http::{Body, Request, RequestExt, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
 
@@ -47,9 +48,10 @@ const PLACE_ATTEMPTS: usize = 3;
 /// The problem type of a refused order when its customer has too many open ones.
 pub const TOO_MANY_OPEN_ORDERS: &str = "too-many-open-orders";
 
-/// An order as clients see it (no card token, no internal version).
-#[derive(Debug, Serialize)]
-struct OrderView<'a> {
+/// An order as clients see it (no card token, no internal version): `Order` in
+/// docs/openapi.yaml.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OrderView<'a> {
     id: &'a str,
     customer_id: &'a str,
     status: Status,
@@ -294,7 +296,13 @@ async fn list<R: OrderRepository>(
         .await
         .map_err(unavailable)?;
     let items: Vec<OrderView<'_>> = page.orders.iter().map(OrderView::from).collect();
-    json_response(200, &json!({ "items": items, "next_cursor": page.next }))
+    json_response(
+        200,
+        &kit::page::Page {
+            items,
+            next_cursor: page.next,
+        },
+    )
 }
 
 /// The order if the caller may see it: its owner, or an admin. Anyone else gets 404, as if it

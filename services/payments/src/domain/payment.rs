@@ -19,6 +19,7 @@ use kit::{
     },
     money::Money,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{CustomerId, OrderId};
@@ -32,7 +33,7 @@ pub enum ChargeOutcome {
     Declined { reference: String, reason: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// The provider is being asked; it may or may not have authorized yet.

@@ -9,6 +9,7 @@ use kit::{
     money::Money,
 };
 use lambda_http::{Body, Request, RequestExt, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::{
@@ -21,9 +22,10 @@ const READ: &[u16] = &[200, 401, 403, 404, 413, 500];
 /// Every route of the payments API.
 pub const ROUTES: &[Route] = &[Route::new("GET", "/v1/payments/{orderId}", READ)];
 
-/// A payment as clients see it (no provider reference, no internal version).
-#[derive(Debug, Serialize)]
-struct PaymentView<'a> {
+/// A payment as clients see it (no provider reference, no internal version): `Payment` in
+/// docs/openapi.yaml.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PaymentView<'a> {
     order_id: &'a str,
     payment_id: &'a str,
     customer_id: &'a str,
