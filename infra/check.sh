@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Offline checks of the infrastructure: cfn-lint, SAM -> CloudFormation transform and its
 # deployment assertions, cfn-guard rules (pass on the template, fail on their bad fixtures),
-# checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows.
+# checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows, and a
+# runbook page for every alarm (tools/check-runbooks.py).
 # Needs ./tools/setup.sh to have run.
 # Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -121,6 +122,8 @@ for fixture in infra/tools/fixtures/workflows/*.yml; do
   check "workflows: rule $rule fails on its fixture" \
     workflow_rule_fails "$fixture" "$rule"
 done
+check "runbooks: every alarm of the template has a docs/runbooks page naming it" \
+  "$venv/python" tools/check-runbooks.py
 check "LICENSE is MIT-0, as Cargo.toml declares" \
   bash -c 'grep -qx "license = \"MIT-0\"" Cargo.toml && [ "$(head -n 1 LICENSE)" = "MIT No Attribution" ]'
 check "bash -n infra/*.sh" bash -c 'for f in infra/*.sh; do bash -n "$f" || exit 1; done'
