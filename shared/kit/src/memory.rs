@@ -191,19 +191,18 @@ impl<E: Clone + Versioned> Table<E> {
         {
             return Err(CommitError::AlreadyProcessed);
         }
-        if let Some((key, _)) = &change.idempotency {
-            if state
+        if let Some((key, _)) = &change.idempotency
+            && state
                 .idempotency
                 .get(key)
                 .is_some_and(|r| r.expires_at >= now)
-            {
-                return Err(CommitError::IdempotencyKeyTaken);
-            }
+        {
+            return Err(CommitError::IdempotencyKeyTaken);
         }
-        if let Some(holds) = change.guard {
-            if !holds(&mut state.entities.values()) {
-                return Err(CommitError::GuardRefused);
-            }
+        if let Some(holds) = change.guard
+            && !holds(&mut state.entities.values())
+        {
+            return Err(CommitError::GuardRefused);
         }
         let (id, entity) = match change.write {
             Write::Create(id, entity) => {
