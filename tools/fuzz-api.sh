@@ -30,37 +30,8 @@ out=.local/fuzz-api
 mkdir -p "$out"
 log=$out/stack.log
 : >"$log"
-# The runner and the function binaries it starts (debug builds, as `make run`).
-nice -n 10 cargo build -q --workspace --bins
-
-port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-args=(up --no-build --port "$port" --prefix "fuzz$$" --param QueueVisibilityTimeout=10)
-if [ -n "${MOTO_ENDPOINT:-}" ]; then
-  args+=(--aws-endpoint "$MOTO_ENDPOINT")
-fi
-target=${CARGO_TARGET_DIR:-target}
-"$target/debug/local-stack" "${args[@]}" >"$log" 2>&1 &
-stack_pid=$!
-stop() {
-  kill "$stack_pid" 2>/dev/null || true
-  wait "$stack_pid" 2>/dev/null || true
-}
-trap stop EXIT
-
-for _ in $(seq 1 600); do
-  grep -q '^local-stack: ready' "$log" && break
-  if ! kill -0 "$stack_pid" 2>/dev/null; then
-    echo "fuzz-api: the local stack exited before it was ready:" >&2
-    tail -n 40 "$log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
-grep -q '^local-stack: ready' "$log" || {
-  echo "fuzz-api: the local stack was not ready after 120 s:" >&2
-  tail -n 40 "$log" >&2
-  exit 1
-}
+source tools/lib/local-stack.sh
+start_local_stack fuzz-api fuzz "$log"
 
 token() { "$target/debug/local-stack" token "$@"; }
 customer=$(token --sub fuzz-customer)
