@@ -115,43 +115,44 @@ where
             failures.extend(left.into_iter().map(failure));
             break;
         }
-        telemetry::record_message(&message_id, None);
-        let outcome = match parse(record) {
-            Err(poison) => {
-                tracing::error!(
-                    message_id,
-                    error.cause_chain = %cause_chain(&poison),
-                    "poison message: reported as a batch item failure, it will reach the DLQ"
-                );
-                Err(())
-            }
-            Ok(message) => {
-                telemetry::record_message(&message_id, Some(&message.envelope.correlation_id));
-                let event_type = message.envelope.event_type.clone();
-                match deadline.run(handler(message)).await {
-                    Some(Ok(())) => Ok(()),
-                    Some(Err(error)) => {
-                        tracing::error!(
-                            message_id,
-                            event_type,
-                            error.cause_chain = %cause_chain(&error),
-                            "message failed: reported as a batch item failure for a retry"
-                        );
-                        Err(())
-                    }
-                    None => {
-                        // Its effect may or may not have committed: the redelivery finds the
-                        // processed marker in the first case and has the effect in the second.
-                        tracing::warn!(
-                            message_id,
-                            event_type,
-                            "invocation deadline reached while handling the message: abandoned, reported as a batch item failure"
-                        );
-                        Err(())
+        let span = telemetry::message_span(&message_id, raw_correlation_id(record).as_deref());
+        let outcome = async {
+            match parse(record) {
+                Err(poison) => {
+                    tracing::error!(
+                        error.cause_chain = %cause_chain(&poison),
+                        "poison message: reported as a batch item failure, it will reach the DLQ"
+                    );
+                    Err(())
+                }
+                Ok(message) => {
+                    let event_type = message.envelope.event_type.clone();
+                    match deadline.run(handler(message)).await {
+                        Some(Ok(())) => Ok(()),
+                        Some(Err(error)) => {
+                            tracing::error!(
+                                event_type,
+                                error.cause_chain = %cause_chain(&error),
+                                "message failed: reported as a batch item failure for a retry"
+                            );
+                            Err(())
+                        }
+                        None => {
+                            // Its effect may or may not have committed: the redelivery finds
+                            // the processed marker in the first case and has the effect in the
+                            // second.
+                            tracing::warn!(
+                                event_type,
+                                "invocation deadline reached while handling the message: abandoned, reported as a batch item failure"
+                            );
+                            Err(())
+                        }
                     }
                 }
             }
-        };
+        }
+        .instrument(span)
+        .await;
         if outcome.is_err() {
             failures.push(failure(message_id));
         }
@@ -170,6 +171,15 @@ where
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response
+}
+
+/// The correlation id a message's body carries (`detail.correlation_id`), read without
+/// decoding the envelope: a poison message is logged with its own id when it has one.
+fn raw_correlation_id(record: &SqsMessage) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_str(record.body.as_deref()?).ok()?;
+    body.pointer("/detail/correlation_id")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn failure(message_id: String) -> BatchItemFailure {
@@ -344,6 +354,41 @@ mod tests {
             .collect();
         assert_eq!(failed, ["m2", "m3", "m4"]);
         assert_eq!(*handled.lock().unwrap(), ["o1"]);
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_after_a_good_one_is_logged_with_its_own_ids_not_the_good_ones() {
+        let (subscriber, log) = crate::telemetry::test_log::subscriber();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let poison = valid_body("o2")
+            .replace("\"type\":\"NotificationSent\"", "\"type\":\"Nope\"")
+            .replace("\"correlation_id\":\"corr\"", "\"correlation_id\":\"corr-2\"");
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("m1", &valid_body("o1")),
+            record("m2", &poison),
+            record("m3", "not json"),
+        ];
+        process_batch("test", event, |_: Message| async { Ok::<(), Boom>(()) })
+            .instrument(crate::telemetry::invocation_span("req-1"))
+            .await;
+        let lines = log.lines();
+        let poison_lines: Vec<_> = lines
+            .iter()
+            .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("poison")))
+            .collect();
+        assert_eq!(poison_lines.len(), 2, "{lines:?}");
+        assert_eq!(poison_lines[0]["message_id"], "m2");
+        assert_eq!(
+            poison_lines[0]["correlation_id"], "corr-2",
+            "its own correlation id, read from the body it could not decode"
+        );
+        assert_eq!(poison_lines[1]["message_id"], "m3");
+        assert!(
+            poison_lines[1].get("correlation_id").is_none(),
+            "no correlation id rather than the previous message's: {}",
+            poison_lines[1]
+        );
     }
 
     #[test]

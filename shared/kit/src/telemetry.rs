@@ -60,8 +60,8 @@ pub fn init_for_tests() {
 }
 
 /// The span every invocation runs in; its fields appear on every log line inside it.
-/// `correlation_id` and `message_id` are recorded later with [`record_correlation_id`]
-/// and [`record_message`].
+/// An HTTP invocation records its `correlation_id` later with [`record_correlation_id`]; an
+/// SQS invocation runs each message in its own [`message_span`].
 pub fn invocation_span(request_id: &str) -> Span {
     let cold_start = COLD_START.swap(false, Ordering::Relaxed);
     tracing::info_span!(
@@ -70,7 +70,6 @@ pub fn invocation_span(request_id: &str) -> Span {
         request_id,
         cold_start,
         correlation_id = tracing::field::Empty,
-        message_id = tracing::field::Empty,
     )
 }
 
@@ -79,13 +78,18 @@ pub fn record_correlation_id(correlation_id: &str) {
     Span::current().record("correlation_id", correlation_id);
 }
 
-/// Records the message being processed (and its correlation id) on the current span.
-pub fn record_message(message_id: &str, correlation_id: Option<&str>) {
-    let span = Span::current();
-    span.record("message_id", message_id);
+/// The span one message of a batch is handled in: its id and, when known, its correlation id
+/// appear on every line logged about it — and nothing of the message handled before it.
+pub fn message_span(message_id: &str, correlation_id: Option<&str>) -> Span {
+    let span = tracing::info_span!(
+        "message",
+        message_id,
+        correlation_id = tracing::field::Empty,
+    );
     if let Some(id) = correlation_id {
         span.record("correlation_id", id);
     }
+    span
 }
 
 /// The `AWS_LAMBDA_LOG_LEVEL` mapped onto tracing levels (`FATAL` → `error`), else
@@ -168,16 +172,30 @@ impl tracing::field::Visit for JsonVisitor<'_> {
     }
 }
 
+/// Log lines captured in the production format, for tests of what the kit logs.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_log {
+    #![allow(clippy::unwrap_used)]
+
     use std::sync::{Arc, Mutex};
 
-    use tracing_subscriber::fmt::MakeWriter;
+    use serde_json::Value;
+    use tracing_subscriber::fmt::{MakeWriter, format::JsonFields};
 
-    use super::*;
+    use super::FlatJson;
 
     #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Buffer {
+        /// Every line written so far, parsed.
+        pub(crate) fn lines(&self) -> Vec<Value> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
+    }
 
     impl std::io::Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -196,22 +214,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_line_inside_an_invocation_carries_its_fields() {
+    /// A subscriber writing the kit's JSON lines into the returned buffer.
+    pub(crate) fn subscriber() -> (impl tracing::Subscriber + Send + Sync, Buffer) {
         let buffer = Buffer::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(buffer.clone())
             .fmt_fields(JsonFields::new())
             .event_format(FlatJson)
             .finish();
+        (subscriber, buffer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_inside_an_invocation_carries_its_fields() {
+        let (subscriber, buffer) = test_log::subscriber();
         tracing::subscriber::with_default(subscriber, || {
             let span = invocation_span("req-1");
             let _entered = span.enter();
-            record_message("msg-9", Some("corr-7"));
+            let message = message_span("msg-9", Some("corr-7"));
+            let _message = message.enter();
             tracing::info!(order_id = "o-1", "order placed");
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let line = buffer.lines().remove(0);
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["message"], "order placed");
         assert_eq!(line["request_id"], "req-1");
