@@ -6,7 +6,6 @@ use std::{collections::HashMap, future::Future};
 
 use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext, service_fn};
 use serde::{Serialize, de::DeserializeOwned};
-use tracing::Instrument;
 
 use crate::{
     config::{ConfigError, required},
@@ -269,13 +268,14 @@ where
     Fut: Future<Output = Response<Body>> + Send,
 {
     lambda_http::run(service_fn(|request: Request| {
-        let request_id = request
+        let (request_id, trace_header) = request
             .lambda_context_ref()
-            .map(|c| c.request_id.clone())
+            .map(|c| (c.request_id.clone(), c.xray_trace_id.clone()))
             .unwrap_or_default();
-        let span = telemetry::invocation_span(&request_id);
         let response = handler(request);
-        async move { Ok::<_, std::convert::Infallible>(response.await) }.instrument(span)
+        telemetry::invocation(&request_id, trace_header.as_deref(), async move {
+            Ok::<_, std::convert::Infallible>(response.await)
+        })
     }))
     .await
 }

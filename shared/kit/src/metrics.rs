@@ -135,10 +135,10 @@ fn document(
 /// environment (tests) it stays quiet unless `TEST_LOG` is set.
 pub fn emit(service: &str, dimensions: &[(&str, &str)], metrics: &[Metric]) {
     #[cfg(test)]
-    if capture::record(|_| render(service, dimensions, metrics)) {
+    if capture::record(|_, level| stamp(render(service, dimensions, metrics), level)) {
         return;
     }
-    write(&render(service, dimensions, metrics));
+    write(render(service, dimensions, metrics));
 }
 
 /// Like [`emit`], for the counts that tell whether a function works (responses and 5xx,
@@ -146,16 +146,46 @@ pub fn emit(service: &str, dimensions: &[(&str, &str)], metrics: &[Metric]) {
 /// version, which is what a deployment's rollback alarm watches.
 pub fn emit_per_version(service: &str, metrics: &[Metric]) {
     #[cfg(test)]
-    if capture::record(|running| render_per_version(service, running, metrics)) {
+    if capture::record(|running, level| stamp(render_per_version(service, running, metrics), level))
+    {
         return;
     }
     match FunctionVersion::current() {
-        Some(running) => write(&render_per_version(service, running, metrics)),
-        None => write(&render(service, &[], metrics)),
+        Some(running) => write(render_per_version(service, running, metrics)),
+        None => write(render(service, &[], metrics)),
     }
 }
 
-fn write(line: &Value) {
+/// The level an EMF line is logged at for a function whose application log level is
+/// `application_level` (`AWS_LAMBDA_LOG_LEVEL`): never below it, so Lambda's log-level
+/// filter, which treats a line without a level as INFO, cannot drop a metric when the level
+/// is raised to WARN or ERROR.
+fn emf_level(application_level: Option<&str>) -> &'static str {
+    match application_level.map(str::to_ascii_uppercase).as_deref() {
+        Some("WARN") => "WARN",
+        Some("ERROR") => "ERROR",
+        Some("FATAL") => "FATAL",
+        _ => "INFO",
+    }
+}
+
+/// `doc` with the `level` ([`emf_level`]) and the RFC 3339 `timestamp` Lambda needs to
+/// honour that level.
+fn stamp(mut doc: Value, application_level: Option<&str>) -> Value {
+    if let Value::Object(fields) = &mut doc {
+        fields.insert("level".into(), emf_level(application_level).into());
+        fields.insert(
+            "timestamp".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
+        );
+    }
+    doc
+}
+
+fn write(doc: Value) {
+    static LEVEL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let enabled = *ENABLED.get_or_init(|| {
         std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
@@ -164,6 +194,8 @@ fn write(line: &Value) {
     if !enabled {
         return;
     }
+    let level = LEVEL.get_or_init(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok());
+    let line = stamp(doc, level.as_deref());
     let mut out = std::io::stdout().lock();
     // A metric must never fail the invocation: a closed stdout only loses the metric.
     let _ = writeln!(out, "{line}");
@@ -179,17 +211,29 @@ pub(crate) mod capture {
 
     use super::FunctionVersion;
 
+    type Captured = (FunctionVersion, Option<String>, Vec<Value>);
+
     thread_local! {
-        static CAPTURE: RefCell<Option<(FunctionVersion, Vec<Value>)>> = const { RefCell::new(None) };
+        static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
     }
 
-    /// Starts capturing on this thread, as `function` version `version`.
+    /// Starts capturing on this thread, as `function` version `version` whose application
+    /// log level is `level`.
+    pub(crate) fn start_at_level(function: &str, version: &str, level: &str) {
+        let running = FunctionVersion {
+            function: function.into(),
+            version: version.into(),
+        };
+        CAPTURE.with(|c| *c.borrow_mut() = Some((running, Some(level.into()), Vec::new())));
+    }
+
+    /// Starts capturing on this thread, as `function` version `version` (level unset).
     pub(crate) fn start(function: &str, version: &str) {
         let running = FunctionVersion {
             function: function.into(),
             version: version.into(),
         };
-        CAPTURE.with(|c| *c.borrow_mut() = Some((running, Vec::new())));
+        CAPTURE.with(|c| *c.borrow_mut() = Some((running, None, Vec::new())));
     }
 
     /// Stops capturing; the documents emitted since [`start`].
@@ -197,16 +241,16 @@ pub(crate) mod capture {
         CAPTURE.with(|c| {
             c.borrow_mut()
                 .take()
-                .map(|(_, docs)| docs)
+                .map(|(_, _, docs)| docs)
                 .unwrap_or_default()
         })
     }
 
     /// Records the document `render` makes when capturing; whether it did.
-    pub(crate) fn record(render: impl FnOnce(&FunctionVersion) -> Value) -> bool {
+    pub(crate) fn record(render: impl FnOnce(&FunctionVersion, Option<&str>) -> Value) -> bool {
         CAPTURE.with(|c| match c.borrow_mut().as_mut() {
-            Some((running, docs)) => {
-                let doc = render(running);
+            Some((running, level, docs)) => {
+                let doc = render(running, level.as_deref());
                 docs.push(doc);
                 true
             }
@@ -259,5 +303,36 @@ mod tests {
         assert_eq!(doc["function"], "shop-dev-orders-http");
         assert_eq!(doc["version"], "7");
         assert_eq!(doc["Responses5xx"], 1.0);
+    }
+
+    /// Lambda's log-level filter, as documented: a JSON line's `level` counts only with a
+    /// valid RFC 3339 `timestamp`; without either the line is INFO. A line passes when its
+    /// level is at least the function's application log level.
+    fn passes_lambda_filter(line: &Value, application_level: &str) -> bool {
+        const ORDER: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+        let rank = |level: &str| ORDER.iter().position(|l| l.eq_ignore_ascii_case(level));
+        let timestamp_ok = line["timestamp"]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+        let level = match line["level"].as_str() {
+            Some(level) if timestamp_ok && rank(level).is_some() => level,
+            _ => "INFO",
+        };
+        rank(level) >= rank(application_level)
+    }
+
+    #[test]
+    fn an_emf_line_passes_lambdas_log_level_filter_whatever_the_application_level() {
+        for application_level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] {
+            capture::start_at_level("shop-dev-orders-http", "3", application_level);
+            emit("orders", &[], &[Metric::count("OrderPlaced", 1)]);
+            let lines = capture::take();
+            assert_eq!(lines.len(), 1);
+            assert!(
+                passes_lambda_filter(&lines[0], application_level),
+                "dropped at application level {application_level}: {}",
+                lines[0]
+            );
+        }
     }
 }

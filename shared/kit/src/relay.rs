@@ -12,7 +12,6 @@ use aws_lambda_events::event::{
 };
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use lambda_runtime::{LambdaEvent, service_fn};
-use tracing::Instrument;
 
 use crate::{
     deadline::{Deadline, Margin},
@@ -250,12 +249,14 @@ pub async fn run<P: Publisher>(
     let margin = Margin::from_env()?;
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
-        let span = telemetry::invocation_span(&event.context.request_id);
         let deadline = Deadline::of_invocation(&event.context, margin);
-        async move {
-            Ok::<_, EventError>(relay_until(service, event.payload, publisher, deadline).await)
-        }
-        .instrument(span)
+        telemetry::invocation(
+            &event.context.request_id,
+            event.context.xray_trace_id.as_deref(),
+            async move {
+                Ok::<_, EventError>(relay_until(service, event.payload, publisher, deadline).await)
+            },
+        )
     }))
     .await
 }

@@ -7,7 +7,6 @@ use std::{error::Error as StdError, future::Future};
 use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Serialize;
-use tracing::Instrument;
 
 use crate::{error::EventError, telemetry};
 
@@ -22,14 +21,16 @@ where
 {
     let job = &job;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        let span = telemetry::invocation_span(&event.context.request_id);
-        async move {
-            tracing::debug!(service, "scheduled run");
-            job(Utc::now())
-                .await
-                .map_err(|error| EventError::Dependency(Box::new(error)))
-        }
-        .instrument(span)
+        telemetry::invocation(
+            &event.context.request_id,
+            event.context.xray_trace_id.as_deref(),
+            async move {
+                tracing::debug!(service, "scheduled run");
+                job(Utc::now())
+                    .await
+                    .map_err(|error| EventError::Dependency(Box::new(error)))
+            },
+        )
     }))
     .await
 }

@@ -7,7 +7,6 @@ use std::{error::Error as StdError, future::Future};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Deserialize;
-use tracing::Instrument;
 
 use crate::{
     deadline::{Deadline, Margin},
@@ -115,8 +114,11 @@ where
             failures.extend(left.into_iter().map(failure));
             break;
         }
-        let span = telemetry::message_span(&message_id, raw_correlation_id(record).as_deref());
-        let outcome = async {
+        let outcome = telemetry::message(
+            &message_id,
+            raw_correlation_id(record).as_deref(),
+            trace_header(record),
+            async {
             match parse(record) {
                 Err(poison) => {
                     tracing::error!(
@@ -150,8 +152,8 @@ where
                     }
                 }
             }
-        }
-        .instrument(span)
+        },
+        )
         .await;
         if outcome.is_err() {
             failures.push(failure(message_id));
@@ -182,6 +184,16 @@ fn raw_correlation_id(record: &SqsMessage) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The X-Ray trace header EventBridge gave the message (SQS's `AWSTraceHeader` system
+/// attribute): the trace of the request that caused the event.
+pub fn trace_header(record: &SqsMessage) -> Option<&str> {
+    record
+        .attributes
+        .get("AWSTraceHeader")
+        .map(String::as_str)
+        .filter(|h| !h.is_empty())
+}
+
 fn failure(message_id: String) -> BatchItemFailure {
     let mut failure = BatchItemFailure::default();
     failure.item_identifier = message_id;
@@ -199,17 +211,17 @@ where
     let margin = Margin::from_env()?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let span = telemetry::invocation_span(&event.context.request_id);
         let deadline = Deadline::of_invocation(&event.context, margin);
         // Boxed: a batch future holds the handler's future, which can be large.
-        Box::pin(
+        Box::pin(telemetry::invocation(
+            &event.context.request_id,
+            event.context.xray_trace_id.as_deref(),
             async move {
                 Ok::<_, EventError>(
                     process_batch_until(service, event.payload, deadline, handler).await,
                 )
-            }
-            .instrument(span),
-        )
+            },
+        ))
     }))
     .await
 }
@@ -362,20 +374,30 @@ mod tests {
         let _default = tracing::subscriber::set_default(subscriber);
         let poison = valid_body("o2")
             .replace("\"type\":\"NotificationSent\"", "\"type\":\"Nope\"")
-            .replace("\"correlation_id\":\"corr\"", "\"correlation_id\":\"corr-2\"");
+            .replace(
+                "\"correlation_id\":\"corr\"",
+                "\"correlation_id\":\"corr-2\"",
+            );
         let mut event = SqsEvent::default();
         event.records = vec![
             record("m1", &valid_body("o1")),
             record("m2", &poison),
             record("m3", "not json"),
         ];
-        process_batch("test", event, |_: Message| async { Ok::<(), Boom>(()) })
-            .instrument(crate::telemetry::invocation_span("req-1"))
-            .await;
+        crate::telemetry::invocation(
+            "req-1",
+            None,
+            process_batch("test", event, |_: Message| async { Ok::<(), Boom>(()) }),
+        )
+        .await;
         let lines = log.lines();
         let poison_lines: Vec<_> = lines
             .iter()
-            .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("poison")))
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("poison"))
+            })
             .collect();
         assert_eq!(poison_lines.len(), 2, "{lines:?}");
         assert_eq!(poison_lines[0]["message_id"], "m2");
@@ -388,6 +410,55 @@ mod tests {
             poison_lines[1].get("correlation_id").is_none(),
             "no correlation id rather than the previous message's: {}",
             poison_lines[1]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_continues_the_trace_eventbridge_gave_it() {
+        let (subscriber, log) = crate::telemetry::test_log::subscriber();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let traced = "Root=1-6a2b3c4d-cccccccccccccccccccccccc;Parent=3333333333333333;Sampled=1";
+        let mut first = record("m1", &valid_body("o1"));
+        first
+            .attributes
+            .insert("AWSTraceHeader".into(), traced.into());
+        let mut event = SqsEvent::default();
+        event.records = vec![first, record("m2", &valid_body("o2"))];
+        let seen = Mutex::new(Vec::new());
+        let invocation =
+            "Root=1-6a2b3c4d-dddddddddddddddddddddddd;Parent=4444444444444444;Sampled=1";
+        crate::telemetry::invocation(
+            "req-1",
+            Some(invocation),
+            process_batch("test", event, |m: Message| {
+                seen.lock()
+                    .unwrap()
+                    .push((m.message_id.clone(), crate::telemetry::trace_header()));
+                tracing::info!("handled");
+                async { Ok::<(), Boom>(()) }
+            }),
+        )
+        .await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                ("m1".to_owned(), Some(traced.to_owned())),
+                ("m2".to_owned(), Some(invocation.to_owned()))
+            ],
+            "the events a message causes join its trace; without one, the invocation's"
+        );
+        let handled: Vec<_> = log
+            .lines()
+            .into_iter()
+            .filter(|l| l["message"] == "handled")
+            .collect();
+        assert_eq!(
+            handled[0]["xray_trace_id"],
+            "1-6a2b3c4d-cccccccccccccccccccccccc"
+        );
+        assert_eq!(
+            handled[1]["xray_trace_id"],
+            "1-6a2b3c4d-dddddddddddddddddddddddd"
         );
     }
 

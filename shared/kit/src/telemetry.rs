@@ -1,17 +1,26 @@
-//! Logging: one call sets up JSON logs that follow Lambda's `AWS_LAMBDA_LOG_LEVEL` and
-//! `AWS_LAMBDA_LOG_FORMAT`, with the fields of the current invocation (service, request id,
-//! cold start, correlation id, message id) flattened onto every line.
+//! Logging and tracing context, Powertools-style: one call sets up JSON logs that follow
+//! Lambda's `AWS_LAMBDA_LOG_LEVEL` and `AWS_LAMBDA_LOG_FORMAT`. Every line carries the
+//! process's `service` and `function_version`; inside an invocation also `request_id`,
+//! `cold_start` and `xray_trace_id`; inside a message of a batch its `message_id`, its own
+//! `correlation_id` and its own `xray_trace_id` (the trace of the request that caused it).
+//!
+//! The X-Ray trace header travels with the work: [`invocation`] and [`message`] scope it, the
+//! outbox stores [`trace_header`] with each event, the relay sends it as `PutEvents`'
+//! `TraceHeader`, EventBridge hands it to SQS as `AWSTraceHeader`, and the consumer's
+//! [`message`] scope picks it up again — one saga, one trace id, no collector.
 
 use std::{
     fmt,
+    future::Future,
     sync::{
         OnceLock,
         atomic::{AtomicBool, Ordering},
     },
+    time::Instant,
 };
 
 use serde_json::{Map, Value};
-use tracing::{Event, Span, Subscriber, field::Field};
+use tracing::{Event, Instrument, Span, Subscriber, field::Field};
 use tracing_subscriber::{
     EnvFilter,
     fmt::{
@@ -21,15 +30,68 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
-static SERVICE: OnceLock<&'static str> = OnceLock::new();
-static COLD_START: AtomicBool = AtomicBool::new(true);
+use crate::metrics::{self, Metric};
+
+/// What this process runs as; its fields are on every line.
+#[derive(Debug)]
+struct Process {
+    service: &'static str,
+    /// `AWS_LAMBDA_FUNCTION_NAME`, for the `ColdStart` metric's dimension.
+    function_name: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_VERSION` (`$LATEST` when invoked unqualified).
+    function_version: String,
+    /// Whether init ran for provisioned concurrency (`AWS_LAMBDA_INITIALIZATION_TYPE`).
+    provisioned: bool,
+    first_invocation: AtomicBool,
+}
+
+impl Process {
+    fn new(service: &'static str, env: impl Fn(&str) -> Option<String>) -> Self {
+        Process {
+            service,
+            function_name: env("AWS_LAMBDA_FUNCTION_NAME"),
+            function_version: env("AWS_LAMBDA_FUNCTION_VERSION")
+                .unwrap_or_else(|| "$LATEST".into()),
+            provisioned: env("AWS_LAMBDA_INITIALIZATION_TYPE")
+                .is_some_and(|t| t == "provisioned-concurrency"),
+            first_invocation: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the invocation starting now is a cold start: the first of an on-demand
+    /// sandbox. A provisioned sandbox ran its init ahead of any request, so none of its
+    /// invocations waited for it. Counts a cold start in the `ColdStart` metric.
+    fn begin_invocation(&self) -> bool {
+        let cold = self.first_invocation.swap(false, Ordering::Relaxed) && !self.provisioned;
+        if cold {
+            let function = self.function_name.as_deref().unwrap_or("unknown");
+            metrics::emit(
+                self.service,
+                &[("function_name", function)],
+                &[Metric::count("ColdStart", 1)],
+            );
+        }
+        cold
+    }
+}
+
+static PROCESS: OnceLock<Process> = OnceLock::new();
+
+fn process() -> &'static Process {
+    PROCESS.get_or_init(|| Process::new("unknown", |name| std::env::var(name).ok()))
+}
+
+tokio::task_local! {
+    /// The X-Ray trace header of the work being done: the invocation's, or the message's.
+    static TRACE_HEADER: Option<String>;
+}
 
 /// Noisy dependencies stay at `warn` whatever the function's level.
 const QUIET_DEPENDENCIES: &str = "aws_config=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn";
 
 /// Initialises logging for a Lambda function of `service`. Call once, first thing in `main`.
 pub fn init(service: &'static str) {
-    let _ = SERVICE.set(service);
+    let _ = PROCESS.set(Process::new(service, |name| std::env::var(name).ok()));
     let filter = EnvFilter::new(format!("{},{QUIET_DEPENDENCIES}", level_from_env()));
     let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
     let builder = tracing_subscriber::fmt()
@@ -59,18 +121,27 @@ pub fn init_for_tests() {
         .try_init();
 }
 
-/// The span every invocation runs in; its fields appear on every log line inside it.
-/// An HTTP invocation records its `correlation_id` later with [`record_correlation_id`]; an
-/// SQS invocation runs each message in its own [`message_span`].
-pub fn invocation_span(request_id: &str) -> Span {
-    let cold_start = COLD_START.swap(false, Ordering::Relaxed);
-    tracing::info_span!(
+/// Runs `work`, one invocation, in its span (`request_id`, `cold_start`, `xray_trace_id`) and
+/// with `trace_header` (Lambda's `Lambda-Runtime-Trace-Id`) as the current
+/// [`trace_header`]. An HTTP invocation records its `correlation_id` with
+/// [`record_correlation_id`]; a batch runs each message in [`message`].
+pub fn invocation<F: Future>(
+    request_id: &str,
+    trace_header: Option<&str>,
+    work: F,
+) -> impl Future<Output = F::Output> + use<F> {
+    let cold_start = process().begin_invocation();
+    let span = tracing::info_span!(
         "invocation",
-        service = SERVICE.get().copied().unwrap_or("unknown"),
         request_id,
         cold_start,
+        xray_trace_id = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
-    )
+    );
+    if let Some(root) = trace_header.and_then(trace_root) {
+        span.record("xray_trace_id", root);
+    }
+    TRACE_HEADER.scope(trace_header.map(str::to_owned), work.instrument(span))
 }
 
 /// Records the correlation id on the current invocation span.
@@ -78,18 +149,60 @@ pub fn record_correlation_id(correlation_id: &str) {
     Span::current().record("correlation_id", correlation_id);
 }
 
-/// The span one message of a batch is handled in: its id and, when known, its correlation id
-/// appear on every line logged about it — and nothing of the message handled before it.
-pub fn message_span(message_id: &str, correlation_id: Option<&str>) -> Span {
+/// Runs `work`, the handling of one message of a batch, in its own span: its id and, when
+/// known, its correlation id and trace appear on every line logged about it — and nothing of
+/// the message handled before it. A message that carries a trace header (SQS
+/// `AWSTraceHeader`) continues that trace: it is the current [`trace_header`] inside `work`,
+/// so the events it causes join the same trace; without one it stays on the invocation's.
+pub fn message<F: Future>(
+    message_id: &str,
+    correlation_id: Option<&str>,
+    trace_header: Option<&str>,
+    work: F,
+) -> impl Future<Output = F::Output> + use<F> {
     let span = tracing::info_span!(
         "message",
         message_id,
         correlation_id = tracing::field::Empty,
+        xray_trace_id = tracing::field::Empty,
     );
     if let Some(id) = correlation_id {
         span.record("correlation_id", id);
     }
-    span
+    if let Some(root) = trace_header.and_then(trace_root) {
+        span.record("xray_trace_id", root);
+    }
+    let header = trace_header.map(str::to_owned).or_else(self::trace_header);
+    TRACE_HEADER.scope(header, work.instrument(span))
+}
+
+/// The X-Ray trace header of the work in progress (see [`invocation`] and [`message`]).
+pub fn trace_header() -> Option<String> {
+    TRACE_HEADER.try_with(Clone::clone).ok().flatten()
+}
+
+/// The trace id in an X-Ray trace header: `1-5759e988-bd862e3fe1be46a994272793` of
+/// `Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1`.
+pub fn trace_root(header: &str) -> Option<&str> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .filter(|root| !root.is_empty())
+}
+
+/// Runs `work`, one call to a dependency (a DynamoDB request, `PutEvents`, the payment
+/// provider), as the step `name`: at debug level its lines carry `step` and a closing line
+/// gives its `duration_ms`; above debug it costs a level check.
+pub async fn step<F: Future>(name: &'static str, work: F) -> F::Output {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return work.await;
+    }
+    let started = Instant::now();
+    let span = tracing::debug_span!("step", step = name);
+    let output = work.instrument(span.clone()).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::debug!(duration_ms, "step finished"));
+    output
 }
 
 /// The `AWS_LAMBDA_LOG_LEVEL` mapped onto tracing levels (`FATAL` → `error`), else
@@ -133,6 +246,12 @@ where
         );
         line.insert("level".into(), meta.level().as_str().into());
         line.insert("target".into(), meta.target().into());
+        let process = process();
+        line.insert("service".into(), process.service.into());
+        line.insert(
+            "function_version".into(),
+            process.function_version.as_str().into(),
+        );
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 let extensions = span.extensions();
@@ -216,8 +335,16 @@ pub(crate) mod test_log {
 
     /// A subscriber writing the kit's JSON lines into the returned buffer.
     pub(crate) fn subscriber() -> (impl tracing::Subscriber + Send + Sync, Buffer) {
+        subscriber_at(tracing::Level::INFO)
+    }
+
+    /// [`subscriber`] at `level`.
+    pub(crate) fn subscriber_at(
+        level: tracing::Level,
+    ) -> (impl tracing::Subscriber + Send + Sync, Buffer) {
         let buffer = Buffer::default();
         let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
             .with_writer(buffer.clone())
             .fmt_fields(JsonFields::new())
             .event_format(FlatJson)
@@ -230,24 +357,141 @@ pub(crate) mod test_log {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_line_inside_an_invocation_carries_its_fields() {
+    const INVOCATION_TRACE: &str =
+        "Root=1-6a2b3c4d-aaaaaaaaaaaaaaaaaaaaaaaa;Parent=1111111111111111;Sampled=1";
+    const MESSAGE_TRACE: &str =
+        "Root=1-6a2b3c4d-bbbbbbbbbbbbbbbbbbbbbbbb;Parent=2222222222222222;Sampled=1";
+
+    #[tokio::test]
+    async fn every_line_inside_an_invocation_carries_its_fields() {
         let (subscriber, buffer) = test_log::subscriber();
-        tracing::subscriber::with_default(subscriber, || {
-            let span = invocation_span("req-1");
-            let _entered = span.enter();
-            let message = message_span("msg-9", Some("corr-7"));
-            let _message = message.enter();
-            tracing::info!(order_id = "o-1", "order placed");
-        });
-        let line = buffer.lines().remove(0);
+        let _default = tracing::subscriber::set_default(subscriber);
+        invocation("req-1", Some(INVOCATION_TRACE), async {
+            tracing::info!("batch received");
+            message("msg-9", Some("corr-7"), Some(MESSAGE_TRACE), async {
+                tracing::info!(order_id = "o-1", "order placed");
+            })
+            .await;
+        })
+        .await;
+        let lines = buffer.lines();
+        for line in &lines {
+            assert_eq!(line["request_id"], "req-1");
+            assert!(line["cold_start"].is_boolean(), "{line}");
+            assert!(line["service"].is_string(), "{line}");
+            assert!(line["function_version"].is_string(), "{line}");
+        }
+        assert_eq!(
+            lines[0]["xray_trace_id"],
+            "1-6a2b3c4d-aaaaaaaaaaaaaaaaaaaaaaaa"
+        );
+        let line = &lines[1];
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["message"], "order placed");
-        assert_eq!(line["request_id"], "req-1");
         assert_eq!(line["correlation_id"], "corr-7");
         assert_eq!(line["message_id"], "msg-9");
         assert_eq!(line["order_id"], "o-1");
-        assert!(line["cold_start"].is_boolean());
-        assert!(line["service"].is_string());
+        assert_eq!(
+            line["xray_trace_id"], "1-6a2b3c4d-bbbbbbbbbbbbbbbbbbbbbbbb",
+            "a message's lines carry its own trace, not the batch invocation's"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_trace_header_of_the_work_is_the_messages_when_it_has_one_else_the_invocations() {
+        invocation("req-1", Some(INVOCATION_TRACE), async {
+            assert_eq!(trace_header().as_deref(), Some(INVOCATION_TRACE));
+            message("m1", None, Some(MESSAGE_TRACE), async {
+                assert_eq!(trace_header().as_deref(), Some(MESSAGE_TRACE));
+            })
+            .await;
+            message("m2", None, None, async {
+                assert_eq!(trace_header().as_deref(), Some(INVOCATION_TRACE));
+            })
+            .await;
+        })
+        .await;
+        assert_eq!(trace_header(), None, "no trace outside an invocation");
+    }
+
+    #[test]
+    fn the_trace_id_is_the_root_of_the_header() {
+        assert_eq!(
+            trace_root(INVOCATION_TRACE),
+            Some("1-6a2b3c4d-aaaaaaaaaaaaaaaaaaaaaaaa")
+        );
+        assert_eq!(trace_root("Sampled=1;Root=1-a-b"), Some("1-a-b"));
+        assert_eq!(trace_root("Parent=1;Sampled=0"), None);
+        assert_eq!(trace_root("Root="), None);
+    }
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn only_the_first_invocation_of_an_on_demand_sandbox_is_a_cold_start_and_it_is_counted() {
+        let process = Process::new(
+            "orders",
+            env(&[
+                ("AWS_LAMBDA_FUNCTION_NAME", "shop-dev-orders-http"),
+                ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+            ]),
+        );
+        metrics::capture::start("shop-dev-orders-http", "1");
+        assert!(process.begin_invocation());
+        assert!(!process.begin_invocation());
+        let docs = metrics::capture::take();
+        assert_eq!(docs.len(), 1, "one ColdStart metric: {docs:?}");
+        assert_eq!(docs[0]["ColdStart"], 1.0);
+        assert_eq!(docs[0]["function_name"], "shop-dev-orders-http");
+        assert_eq!(docs[0]["service"], "orders");
+    }
+
+    #[test]
+    fn no_invocation_of_a_provisioned_sandbox_is_a_cold_start() {
+        let process = Process::new(
+            "orders",
+            env(&[("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")]),
+        );
+        metrics::capture::start("f", "1");
+        assert!(!process.begin_invocation(), "init ran before any request");
+        assert!(!process.begin_invocation());
+        assert!(metrics::capture::take().is_empty());
+    }
+
+    #[test]
+    fn the_function_version_is_lambdas_or_latest() {
+        let named = Process::new("orders", env(&[("AWS_LAMBDA_FUNCTION_VERSION", "7")]));
+        assert_eq!(named.function_version, "7");
+        assert_eq!(Process::new("orders", env(&[])).function_version, "$LATEST");
+    }
+
+    #[tokio::test]
+    async fn a_step_logs_its_duration_at_debug_level_only() {
+        let (subscriber, buffer) = test_log::subscriber_at(tracing::Level::DEBUG);
+        let _default = tracing::subscriber::set_default(subscriber);
+        let answer = step("dynamodb.GetItem", async {
+            tracing::debug!("inside");
+            42
+        })
+        .await;
+        assert_eq!(answer, 42);
+        let lines = buffer.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["step"], "dynamodb.GetItem");
+        assert_eq!(lines[1]["step"], "dynamodb.GetItem");
+        assert_eq!(lines[1]["message"], "step finished");
+        assert!(lines[1]["duration_ms"].as_f64().is_some_and(|d| d >= 0.0));
+        assert_eq!(lines[1]["level"], "DEBUG");
+
+        let (subscriber, buffer) = test_log::subscriber_at(tracing::Level::INFO);
+        let _info = tracing::subscriber::set_default(subscriber);
+        step("dynamodb.GetItem", async {}).await;
+        assert!(buffer.lines().is_empty(), "nothing above debug level");
     }
 }

@@ -14,7 +14,6 @@ pub mod smoke;
 use kit::error::{EventError, cause_chain};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
 pub use config::Config;
 use ports::{CallError, Deployments, Invoker, Reporter, Status};
@@ -184,19 +183,21 @@ where
 {
     let (config, deployments, invoker, reporter) = (&config, &deployments, &invoker, &reporter);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<HookEvent>| {
-        let span = kit::telemetry::invocation_span(&event.context.request_id);
-        async move {
-            handle(
-                &event.payload,
-                &config.smoke_events,
-                deployments,
-                invoker,
-                reporter,
-            )
-            .await
-            .map_err(|error| EventError::Dependency(Box::new(error)))
-        }
-        .instrument(span)
+        kit::telemetry::invocation(
+            &event.context.request_id,
+            event.context.xray_trace_id.as_deref(),
+            async move {
+                handle(
+                    &event.payload,
+                    &config.smoke_events,
+                    deployments,
+                    invoker,
+                    reporter,
+                )
+                .await
+                .map_err(|error| EventError::Dependency(Box::new(error)))
+            },
+        )
     }))
     .await
 }
