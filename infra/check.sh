@@ -2,7 +2,7 @@
 # Offline checks of the infrastructure: cfn-lint, SAM -> CloudFormation transform and its
 # deployment assertions, cfn-guard rules (pass on the template, fail on their bad fixtures),
 # checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows, and a
-# runbook page for every alarm (tools/check-runbooks.py).
+# runbook page and a working runbook link for every alarm (tools/check-runbooks.py).
 # Needs ./tools/setup.sh to have run.
 # Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -78,6 +78,19 @@ actionlint_workflows() {
   "$actionlint" "./.github/workflows/*.{yml,yaml}"
 }
 
+# runbook_links_fail: tools/check-runbooks.py rejects each broken link of its fixture: a missing
+# heading, a missing page, another alarm's page, no link.
+runbook_links_fail() {
+  local out
+  out=$("$venv/python" tools/check-runbooks.py --template infra/tools/fixtures/runbooks/broken-links.yaml) \
+    && { echo "$out"; return 1; }
+  echo "$out"
+  grep -q "^FAIL Api5xxAlarm: its runbook link's anchor #what-it-meant is no heading of api-5xx.md$" <<<"$out" &&
+    grep -q "^FAIL EventBusDlqAlarm: its runbook link names bus-dead-letters.md, which is not a page" <<<"$out" &&
+    grep -q "^FAIL ApiLatencyP99Alarm: its runbook link names api-5xx.md, a page that does not name it$" <<<"$out" &&
+    grep -q "^FAIL OrdersQueueAgeAlarm: AlarmDescription is not !Sub" <<<"$out"
+}
+
 # workflow_rule_fails WORKFLOW RULE: check_workflows.py rejects WORKFLOW with RULE.
 workflow_rule_fails() {
   local out
@@ -96,7 +109,7 @@ check "transform SAM -> CloudFormation (Stage=prod)" \
   "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.prod.cfn.json" --param Stage=prod \
   --param CorsAllowOrigin=https://shop.example.org --param CallbackUrls=https://shop.example.org/callback \
   --param PaymentProvider=acme
-check "transformed: alias live + deployment group with failure alarm + own role per function, route scopes, rules, orders-http provisioned concurrency" \
+check "transformed: alias live + deployment group with failure alarm + own role per function, route scopes, rules, orders-http provisioned concurrency, alarms (queue age, table throttles, API p99 and 5xx rate, topic, runbook links), saved queries" \
   "$venv/python" infra/tools/assert_transform.py "$out/template.cfn.json"
 
 for rules in infra/policies/*.guard; do
@@ -122,8 +135,9 @@ for fixture in infra/tools/fixtures/workflows/*.yml; do
   check "workflows: rule $rule fails on its fixture" \
     workflow_rule_fails "$fixture" "$rule"
 done
-check "runbooks: every alarm of the template has a docs/runbooks page naming it" \
+check "runbooks: every alarm of the template has a docs/runbooks page naming it and a link to one of its headings" \
   "$venv/python" tools/check-runbooks.py
+check "runbooks: broken runbook links fail (infra/tools/fixtures/runbooks/broken-links.yaml)" runbook_links_fail
 check "LICENSE is MIT-0, as Cargo.toml declares" \
   bash -c 'grep -qx "license = \"MIT-0\"" Cargo.toml && [ "$(head -n 1 LICENSE)" = "MIT No Attribution" ]'
 check "bash -n infra/*.sh" bash -c 'for f in infra/*.sh; do bash -n "$f" || exit 1; done'

@@ -3,9 +3,12 @@
 
 Reads the `AWS::CloudWatch::Alarm` resources of infra/template.yaml and fails when no page
 under docs/runbooks/ mentions an alarm's logical id (as a whole word) together with its
-`AlarmName` (the part after `${AppName}-${Stage}-`, what the notification shows), or when a
-page names in backticks an alarm id (`...Alarm`) the template no longer has. Stdlib only, so
-infra/check.sh can run it with the project's Python.
+`AlarmName` (the part after `${AppName}-${Stage}-`, what the notification shows), when a
+page names in backticks an alarm id (`...Alarm`) the template no longer has, or when an
+alarm's `AlarmDescription` does not end with the link the notification carries,
+`Runbook: ${RunbookBaseUrl}/<page>.md#<anchor>`, to a page that names the alarm and to one of
+its headings (GitHub's anchors). Stdlib only, so infra/check.sh can run it with the project's
+Python.
 
     python3 tools/check-runbooks.py [--template infra/template.yaml] [--runbooks docs/runbooks]
 """
@@ -22,6 +25,65 @@ ALARM = re.compile(
 )
 ANY_ALARM = re.compile(r"^  [A-Za-z0-9]+:\n    Type: AWS::CloudWatch::Alarm\s*$", re.MULTILINE)
 NAMED_IN_BACKTICKS = re.compile(r"`([A-Z][A-Za-z0-9]*Alarm)`")
+# An alarm's AlarmDescription: `!Sub '...'`, `!Sub "..."` or a folded `!Sub >-` block.
+DESCRIPTION = re.compile(
+    r"^      AlarmDescription: !Sub (?:'(?P<single>.*)'|\"(?P<double>.*)\"|>-\n(?P<folded>(?:        .*\n)+))",
+    re.MULTILINE,
+)
+LINK = re.compile(r"Runbook: \$\{RunbookBaseUrl\}/(?P<page>[A-Za-z0-9_.-]+\.md)#(?P<anchor>[a-z0-9_-]+)$")
+FENCE = re.compile(r"^(```|~~~)")
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+
+
+def anchors(text: str) -> set:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces
+    turned into hyphens, a repeated one suffixed -1, -2, ..."""
+    seen: dict = {}
+    out = set()
+    fenced = False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        match = None if fenced else HEADING.match(line)
+        if not match:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        out.add(slug if count == 0 else f"{slug}-{count}")
+    return out
+
+
+def alarm_blocks(template: str) -> dict:
+    """Each alarm's logical id and the text of its resource (up to the next resource)."""
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r"^  ([A-Za-z0-9]+):\n    Type: AWS::CloudWatch::Alarm\s*$",
+                                                           template, re.MULTILINE)]
+    blocks = {}
+    for start, alarm in starts:
+        end = re.compile(r"^  [A-Za-z0-9]+:\s*$|^\S", re.MULTILINE).search(template, start + len(alarm) + 4)
+        blocks[alarm] = template[start:end.start() if end else len(template)]
+    return blocks
+
+
+def link_problems(alarm: str, block: str, runbooks: pathlib.Path, pages: dict, naming: list) -> list:
+    """The alarm's description ends with a runbook link to a page naming it and to a heading."""
+    match = DESCRIPTION.search(block)
+    if not match:
+        return [f"{alarm}: AlarmDescription is not !Sub '... Runbook: ${{RunbookBaseUrl}}/<page>.md#<anchor>'"]
+    text = match.group("single") or match.group("double") or " ".join(match.group("folded").split())
+    link = LINK.search(text.strip())
+    if not link:
+        return [f"{alarm}: AlarmDescription does not end with 'Runbook: ${{RunbookBaseUrl}}/<page>.md#<anchor>'"]
+    page = runbooks / link.group("page")
+    if page not in pages:
+        return [f"{alarm}: its runbook link names {link.group('page')}, which is not a page under {runbooks}"]
+    problems = []
+    if page not in naming:
+        problems.append(f"{alarm}: its runbook link names {link.group('page')}, a page that does not name it")
+    if link.group("anchor") not in anchors(pages[page]):
+        problems.append(f"{alarm}: its runbook link's anchor #{link.group('anchor')} is no heading of {link.group('page')}")
+    return problems
 
 
 def main() -> int:
@@ -45,10 +107,12 @@ def main() -> int:
         return 1
 
     problems = []
+    blocks = alarm_blocks(template)
     for alarm, name in alarms.items():
         word = re.compile(rf"\b{re.escape(alarm)}\b")
         named = re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9-])")
         found = [p for p, text in pages.items() if word.search(text) and named.search(text)]
+        problems.extend(link_problems(alarm, blocks.get(alarm, ""), args.runbooks, pages, found))
         if found:
             names = ", ".join(str(p.relative_to(args.runbooks)) for p in found)
             print(f"ok   {alarm} ({name}): {names}")

@@ -13,7 +13,12 @@ client is a PKCE client (no secret, code grant only); the client-credentials smo
 never created in prod. Least privilege: every function's DynamoDB actions are the ones its
 adapters call (no Scan, no DeleteItem, no batch writes, unless allow-listed here), index queries
 are granted on index ARNs only, and every KMS grant is limited by `kms:ViaService`. Every
-dead-letter queue is retained on deletion and replacement.
+dead-letter queue is retained on deletion and replacement. Alarms: every one notifies the alarm
+topic and links its runbook; every consumed queue has an age-of-oldest-message alarm, every
+table a throttle alarm over the table and its indexes, the API a p99 latency alarm and a 5xx
+rate alarm; prod refuses an empty AlarmEmail. The three saved Logs Insights queries read every
+function's log group. Copies of the template broken in one way each must fail these last
+assertions (broken_copies), so none of them passes by matching nothing.
 
     .venv/bin/python infra/tools/assert_transform.py .local/infra/template.cfn.json
 """
@@ -188,7 +193,7 @@ def rules_accept(template: dict, overrides: dict) -> bool:
 # What a dev stack is given (infra/samconfig.toml) and what a real prod stack would be.
 LOCAL_WEB = {"CorsAllowOrigin": "https://localhost:3000", "CallbackUrls": "https://localhost:3000"}
 REAL_WEB = {"CorsAllowOrigin": "https://shop.example.org", "CallbackUrls": "https://shop.example.org/callback"}
-PROD = {"Stage": "prod", "PaymentProvider": "acme"}
+PROD = {"Stage": "prod", "PaymentProvider": "acme", "AlarmEmail": "oncall@example.org"}
 
 
 def rule_problems(template: dict) -> list:
@@ -211,6 +216,9 @@ def rule_problems(template: dict) -> list:
          "prod with a localhost callback URL"),
         ({**REAL_WEB, **PROD, "CorsAllowOrigin": ""}, False, "prod with an empty origin"),
         ({**REAL_WEB, **PROD, "CallbackUrls": ""}, False, "prod with an empty callback URL"),
+        ({**REAL_WEB, **PROD, "AlarmEmail": ""}, False, "prod without an AlarmEmail (nobody gets its alarms)"),
+        ({**REAL_WEB, **PROD, "AlarmEmail": "oncall"}, False, "an AlarmEmail that is not an address"),
+        ({**LOCAL_WEB, "AlarmEmail": "dev@example.org"}, True, "dev with an AlarmEmail"),
     ]
     return [f"rules: {what} {'refused' if expected else 'accepted'}"
             for overrides, expected, what in cases if rules_accept(template, overrides) != expected]
@@ -395,6 +403,229 @@ def relay_source_problems(resources: dict) -> list:
     return problems
 
 
+# Where every alarm's AlarmDescription ends: a page and heading of docs/runbooks under the
+# RunbookBaseUrl parameter (tools/check-runbooks.py checks that the page and heading exist).
+RUNBOOK_LINK = re.compile(r" Runbook: \$\{RunbookBaseUrl\}/[a-z0-9-]+\.md#[a-z0-9-]+$")
+# The three Logs Insights queries (docs/runbooks/README.md, "Saved queries") and what each must
+# contain: the saga by any of its ids, duration by cold start from Lambda's platform.report
+# records, errors by correlation id.
+QUERY_MARKERS = {
+    "saga by id": ["order_id =", "xray_trace_id =", "correlation_id =", "sort @timestamp",
+                   "service", "function_version", "message", "level", "event_type", "message_id"],
+    "duration by cold start": ['type = "platform.report"', "record.metrics.durationMs",
+                               "record.metrics.initDurationMs", "pct(", "50", "99"],
+    "errors by correlation id": ['level = "ERROR"', "by correlation_id"],
+}
+
+
+def alarms_of(resources: dict) -> dict:
+    return {rid: r.get("Properties", {}) for rid, r in resources.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
+
+
+def metric_stats(props: dict) -> list:
+    """(id, namespace, metric, {dimension: value}, stat) of an alarm: its one metric, or each
+    MetricStat of its metric math."""
+    if "MetricName" in props:
+        dims = {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+        stat = props.get("ExtendedStatistic", props.get("Statistic"))
+        return [(None, props.get("Namespace"), props["MetricName"], dims, stat)]
+    out = []
+    for m in props.get("Metrics", []):
+        ms = m.get("MetricStat")
+        if ms:
+            metric = ms.get("Metric", {})
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            out.append((m.get("Id"), metric.get("Namespace"), metric.get("MetricName"), dims, ms.get("Stat")))
+    return out
+
+
+def alarm_expression(props: dict) -> str:
+    """The expression of the one metric-math query an alarm evaluates ("" for a plain metric)."""
+    returned = [m for m in props.get("Metrics", []) if m.get("ReturnData", True) and "Expression" in m]
+    return returned[0]["Expression"] if len(returned) == 1 else ""
+
+
+def alarm_action_problems(resources: dict) -> list:
+    """Every alarm notifies the alarm topic when it fires and when it returns to OK, and its
+    description ends with a link to its runbook."""
+    problems = []
+    topic = [{"Ref": "AlarmTopic"}]
+    for rid, props in sorted(alarms_of(resources).items()):
+        if props.get("AlarmActions") != topic or props.get("OKActions") != topic:
+            problems.append(f"{rid}: AlarmActions and OKActions must be [AlarmTopic]")
+        description = props.get("AlarmDescription")
+        text = description.get("Fn::Sub") if isinstance(description, dict) else None
+        if not isinstance(text, str) or not RUNBOOK_LINK.search(text):
+            problems.append(f"{rid}: AlarmDescription does not end with "
+                            f"'Runbook: ${{RunbookBaseUrl}}/<page>.md#<heading>' ({description!r:.80})")
+    return problems
+
+
+def queue_age_problems(template: dict) -> list:
+    """Every queue a function consumes has an alarm on the age of its oldest message, at the
+    QueueAgeThresholdSeconds parameter; its default outlasts the retries of one failing message
+    ((MaxReceiveCount - 1) visibility timeouts) and fires well before the saga timeout."""
+    resources = template["Resources"]
+    consumed = sorted({getatt_id(r["Properties"].get("EventSourceArn")) for r in resources.values()
+                       if r.get("Type") == "AWS::Lambda::EventSourceMapping"} & {
+        rid for rid, r in resources.items() if r.get("Type") == "AWS::SQS::Queue"})
+    problems = [] if consumed else ["no SQS queue consumed by an event source mapping"]
+    alarms = alarms_of(resources)
+    for qid in consumed:
+        watching = [aid for aid, props in alarms.items() for _, ns, metric, dims, stat in metric_stats(props)
+                    if ns == "AWS/SQS" and metric == "ApproximateAgeOfOldestMessage" and stat == "Maximum"
+                    and dims == {"QueueName": {"Fn::GetAtt": [qid, "QueueName"]}}]
+        if not watching:
+            problems.append(f"{qid}: consumed by a function but no alarm on its ApproximateAgeOfOldestMessage (Maximum)")
+        for aid in watching:
+            if alarms[aid].get("Threshold") != {"Ref": "QueueAgeThresholdSeconds"}:
+                problems.append(f"{aid}: threshold is not the QueueAgeThresholdSeconds parameter")
+    params = template.get("Parameters", {})
+    default = lambda name: int(params.get(name, {}).get("Default", 0))  # noqa: E731
+    age = default("QueueAgeThresholdSeconds")
+    retries = (default("MaxReceiveCount") - 1) * default("QueueVisibilityTimeout")
+    if not retries < age < default("SagaTimeoutMinutes") * 60:
+        problems.append(f"QueueAgeThresholdSeconds default {age} s is not between one failing message's retries "
+                        f"({retries} s) and the saga timeout ({default('SagaTimeoutMinutes') * 60} s)")
+    return problems
+
+
+def table_throttle_problems(resources: dict) -> list:
+    """Every table has an alarm on the sum of its read and write throttle events, of the table
+    and of each of its global secondary indexes (the TableName dimension alone leaves out the
+    indexes, whose throttling also rejects the table's writes)."""
+    problems = []
+    alarms = alarms_of(resources)
+    tables = sorted(rid for rid, r in resources.items() if r.get("Type") == "AWS::DynamoDB::Table")
+    if not tables:
+        return ["no AWS::DynamoDB::Table"]
+    for tid in tables:
+        indexes = [None] + [g["IndexName"] for g in resources[tid]["Properties"].get("GlobalSecondaryIndexes", [])]
+        wanted = {(metric, index) for metric in ("ReadThrottleEvents", "WriteThrottleEvents") for index in indexes}
+        found = False
+        for aid, props in alarms.items():
+            seen = {}
+            for mid, ns, metric, dims, stat in metric_stats(props):
+                if ns == "AWS/DynamoDB" and dims.get("TableName") == {"Ref": tid} and stat == "Sum":
+                    seen[(metric, dims.get("GlobalSecondaryIndexName"))] = mid
+            if not seen:
+                continue
+            found = True
+            missing = wanted - set(seen)
+            if missing:
+                problems.append(f"{aid}: does not sum {sorted(f'{m} {i or tid}' for m, i in missing)}")
+            expression = alarm_expression(props)
+            unused = [mid for mid in seen.values() if not mid or not re.search(rf"\b{mid}\b", expression)]
+            if unused:
+                problems.append(f"{aid}: its expression {expression!r} leaves out {unused}")
+        if not found:
+            problems.append(f"{tid}: no alarm on its Read/WriteThrottleEvents")
+    return problems
+
+
+def api_alarm_problems(resources: dict) -> list:
+    """The HTTP API has a p99 latency alarm and a 5xx alarm that is a rate (5xx / Count), both on
+    the API's $default stage."""
+    problems = []
+    stage = {"ApiId": {"Ref": "HttpApi"}, "Stage": "$default"}
+    alarms = alarms_of(resources)
+    if not any(ns == "AWS/ApiGateway" and metric == "Latency" and stat == "p99" and dims == stage
+               for props in alarms.values() for _, ns, metric, dims, stat in metric_stats(props)):
+        problems.append("HttpApi: no alarm on AWS/ApiGateway Latency p99 (ApiId, Stage $default)")
+    rate = alarms.get("Api5xxAlarm", {})
+    ids = {metric: mid for mid, ns, metric, dims, _ in metric_stats(rate) if ns == "AWS/ApiGateway" and dims == stage}
+    expression = alarm_expression(rate)
+    if not ({"5xx", "Count"} <= set(ids) and ids["5xx"] and ids["Count"]
+            and re.search(rf"\b{ids['5xx']}\b.*/\s*\b{ids['Count']}\b", expression)):
+        problems.append(f"Api5xxAlarm: not a rate of 5xx over Count on the $default stage ({expression!r})")
+    return problems
+
+
+def query_definition_problems(resources: dict) -> list:
+    """The three saved Logs Insights queries exist and read every function's log group; every
+    function logs JSON with system level INFO, so Lambda writes the platform.report records the
+    duration query reads."""
+    problems = []
+    functions = {rid: r["Properties"] for rid, r in resources.items() if r.get("Type") == "AWS::Lambda::Function"}
+    log_groups = {}
+    for fid, props in sorted(functions.items()):
+        logging_config = props.get("LoggingConfig", {})
+        if logging_config.get("LogFormat") != "JSON" or logging_config.get("SystemLogLevel") not in ("INFO", "DEBUG"):
+            problems.append(f"{fid}: LoggingConfig must be LogFormat JSON with SystemLogLevel INFO "
+                            f"(platform.report records), not {logging_config}")
+        group = logging_config.get("LogGroup")
+        if not (isinstance(group, dict) and resources.get(group.get("Ref"), {}).get("Type") == "AWS::Logs::LogGroup"):
+            problems.append(f"{fid}: LoggingConfig.LogGroup is not a log group of the template ({group})")
+        else:
+            log_groups[fid] = group
+    queries = {rid: r["Properties"] for rid, r in resources.items() if r.get("Type") == "AWS::Logs::QueryDefinition"}
+    for what, markers in QUERY_MARKERS.items():
+        matching = [qid for qid, q in queries.items() if all(m in str(q.get("QueryString", "")) for m in markers)]
+        if not matching:
+            problems.append(f"no AWS::Logs::QueryDefinition '{what}' (a query string with {markers})")
+        for qid in matching:
+            names = queries[qid].get("LogGroupNames", [])
+            missing = sorted(fid for fid, group in log_groups.items() if group not in names)
+            if missing:
+                problems.append(f"{qid}: LogGroupNames leave out the log groups of {missing}")
+    return problems
+
+
+
+def observability_problems(template: dict) -> list:
+    resources = template["Resources"]
+    return [*alarm_action_problems(resources), *queue_age_problems(template), *table_throttle_problems(resources),
+            *api_alarm_problems(resources), *query_definition_problems(resources)]
+
+
+def broken_copies(template: dict) -> list:
+    """Copies of the template each broken in one way the observability assertions must catch,
+    with the problem expected: so an assertion that stops matching anything fails here."""
+    def broken(change) -> dict:
+        copy = json.loads(json.dumps(template))
+        change(copy["Resources"])
+        return copy
+
+    def drop_index_metrics(resources: dict) -> None:
+        props = resources["NotifyTableThrottlesAlarm"]["Properties"]
+        props["Metrics"] = [m for m in props["Metrics"] if "GlobalSecondaryIndexName" not in json.dumps(m)]
+
+    def unlinked(resources: dict) -> None:
+        resources["OrdersRelayIteratorAgeAlarm"]["Properties"]["AlarmDescription"] = "No runbook."
+
+    def count_not_rate(resources: dict) -> None:
+        resources["Api5xxAlarm"]["Properties"]["Metrics"][0]["Expression"] = "errors"
+
+    def log_group_left_out(resources: dict) -> None:
+        resources["ErrorsByCorrelationIdQuery"]["Properties"]["LogGroupNames"].remove({"Ref": "PaymentsRelayLogGroup"})
+
+    def silent_alarm(resources: dict) -> None:
+        del resources["NotifyQueueDlqAlarm"]["Properties"]["OKActions"]
+
+    return [
+        (broken(lambda r: r.pop("PaymentsQueueAgeAlarm")),
+         "PaymentsQueue: consumed by a function but no alarm on its ApproximateAgeOfOldestMessage (Maximum)"),
+        (broken(drop_index_metrics), "NotifyTableThrottlesAlarm: does not sum ['ReadThrottleEvents gsi1', 'WriteThrottleEvents gsi1']"),
+        (broken(lambda r: r.pop("OrdersTableThrottlesAlarm")), "OrdersTable: no alarm on its Read/WriteThrottleEvents"),
+        (broken(unlinked), "OrdersRelayIteratorAgeAlarm: AlarmDescription does not end with"),
+        (broken(silent_alarm), "NotifyQueueDlqAlarm: AlarmActions and OKActions must be [AlarmTopic]"),
+        (broken(lambda r: r.pop("ApiLatencyP99Alarm")), "HttpApi: no alarm on AWS/ApiGateway Latency p99"),
+        (broken(count_not_rate), "Api5xxAlarm: not a rate of 5xx over Count"),
+        (broken(log_group_left_out), "ErrorsByCorrelationIdQuery: LogGroupNames leave out the log groups of ['PaymentsRelayFunction']"),
+        (broken(lambda r: r.pop("SagaByIdQuery")), "no AWS::Logs::QueryDefinition 'saga by id'"),
+    ]
+
+
+def self_check_problems(template: dict) -> list:
+    """Each broken copy of broken_copies fails with its expected problem."""
+    problems = []
+    for copy, expected in broken_copies(template):
+        found = observability_problems(copy)
+        if not any(p.startswith(expected) for p in found):
+            problems.append(f"self-check: a template where '{expected}' should hold passed ({found})")
+    return problems
+
+
 def main() -> int:
     template = json.load(open(sys.argv[1]))
     resources = template["Resources"]
@@ -444,6 +675,8 @@ def main() -> int:
     problems.extend(relay_source_problems(resources))
     problems.extend(least_privilege_problems(resources))
     problems.extend(dlq_problems(resources))
+    problems.extend(observability_problems(template))
+    problems.extend(self_check_problems(template))
 
     for p in problems:
         print(f"  {p}")
