@@ -11,6 +11,10 @@ one `TransactionCanceledException` (e.g. a redelivered event failing its idempot
 silently stopped the table's stream mapping. After a cancelled transaction the original shard
 object is kept (without the records of the rolled-back writes), so iterators stay valid.
 
+EventBridge hands a `PutEvents` entry's `TraceHeader` to an SQS target as the message's
+`AWSTraceHeader` system attribute, so one saga stays one X-Ray trace across the bus; moto 5.2
+drops it. Each entry is routed with its trace header at hand and the SQS send carries it.
+
 Usage: .venv/bin/python tools/moto_server.py -H 127.0.0.1 -p PORT   (same flags as moto_server)
 """
 
@@ -19,6 +23,8 @@ import sys
 import threading
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.events.models import EventsBackend
+from moto.sqs.models import SQSBackend
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.server import main
 
@@ -57,6 +63,43 @@ def _keep_stream_shards(transact_write_items):
 
 
 DynamoDBBackend.transact_write_items = _keep_stream_shards(DynamoDBBackend.transact_write_items)
+
+# The trace header of the PutEvents entry being routed on this request thread.
+_ROUTING = threading.local()
+
+
+def _entry_by_entry(put_events):
+    @functools.wraps(put_events)
+    def wrapper(self, events):
+        if len(events) > 10:
+            return put_events(self, events)  # moto's own validation error
+        entries = []
+        for event in events:
+            _ROUTING.trace_header = event.get("TraceHeader")
+            try:
+                entries.extend(put_events(self, [event]))
+            finally:
+                _ROUTING.trace_header = None
+        return entries
+
+    return wrapper
+
+
+def _with_trace_header(send_message):
+    @functools.wraps(send_message)
+    def wrapper(self, *args, **kwargs):
+        trace_header = getattr(_ROUTING, "trace_header", None)
+        if trace_header and not kwargs.get("system_attributes"):
+            kwargs["system_attributes"] = {
+                "AWSTraceHeader": {"DataType": "String", "StringValue": trace_header}
+            }
+        return send_message(self, *args, **kwargs)
+
+    return wrapper
+
+
+EventsBackend.put_events = _entry_by_entry(EventsBackend.put_events)
+SQSBackend.send_message = _with_trace_header(SQSBackend.send_message)
 
 for backend in (DynamoDBBackend, DynamoDBStreamsBackend):
     for name, member in list(vars(backend).items()):

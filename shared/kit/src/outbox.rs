@@ -1,6 +1,8 @@
 //! The transactional outbox: an event is written as an item of the service's own table in the
 //! same `TransactWriteItems` as the state change it describes; the table's stream feeds the
 //! relay ([`crate::relay`]), so a crash between write and publish delays an event, never loses it.
+//! Next to the envelope an item keeps the X-Ray trace header of the work that wrote it
+//! ([`crate::telemetry::trace_header`]), which the relay hands to EventBridge.
 
 use std::collections::HashMap;
 
@@ -10,6 +12,7 @@ use serde::Deserialize;
 use crate::{
     dynamo::{EXPIRES_AT, PK, SK, n, s},
     events::Envelope,
+    telemetry,
 };
 
 /// Key prefix of outbox items; the stream mapping filters on it.
@@ -19,6 +22,18 @@ pub const PREFIX: &str = "OUTBOX#";
 /// the DLQ, which keeps it 14 days), so `redrive republish` still finds them, plus a week for
 /// the operator. A test compares it with `infra/template.yaml`.
 pub const TTL_SECONDS: i64 = 21 * 24 * 3600;
+
+/// Attribute of an outbox item holding the trace header of the work that wrote it.
+pub const TRACE_HEADER: &str = "trace_header";
+
+/// What an outbox item holds: the event, and the trace it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub envelope: Envelope,
+    /// The X-Ray trace header of the request or message that caused the event; the relay
+    /// sends it as the `PutEvents` entry's `TraceHeader`.
+    pub trace_header: Option<String>,
+}
 
 /// Why an outbox item cannot be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +65,10 @@ pub fn puts(table: &str, events: &[Envelope]) -> Result<Vec<TransactWriteItem>, 
     events.iter().map(|envelope| put(table, envelope)).collect()
 }
 
-/// The outbox item of `envelope`.
+/// The outbox item of `envelope`, with the current trace header when there is one.
 pub fn item(envelope: &Envelope) -> Result<HashMap<String, AttributeValue>, OutboxError> {
     let json = serde_json::to_string(envelope).map_err(OutboxError::Encode)?;
-    Ok(HashMap::from([
+    let mut item = HashMap::from([
         (PK.to_owned(), s(format!("{PREFIX}{}", envelope.id))),
         (SK.to_owned(), s("OUTBOX")),
         ("source".to_owned(), s(&envelope.source)),
@@ -63,17 +78,22 @@ pub fn item(envelope: &Envelope) -> Result<HashMap<String, AttributeValue>, Outb
             EXPIRES_AT.to_owned(),
             n(envelope.time.timestamp() + TTL_SECONDS),
         ),
-    ]))
+    ]);
+    if let Some(header) = telemetry::trace_header() {
+        item.insert(TRACE_HEADER.to_owned(), s(header));
+    }
+    Ok(item)
 }
 
 #[derive(Deserialize)]
 struct Stored {
     pk: String,
     envelope: String,
+    trace_header: Option<String>,
 }
 
-/// The envelope in a stream image, `None` when the image is not an outbox item.
-pub fn decode(image: serde_dynamo::Item) -> Option<Result<Envelope, OutboxError>> {
+/// The record in a stream image, `None` when the image is not an outbox item.
+pub fn decode(image: serde_dynamo::Item) -> Option<Result<Record, OutboxError>> {
     let is_outbox = matches!(
         image.get(PK),
         Some(serde_dynamo::AttributeValue::S(pk)) if pk.starts_with(PREFIX)
@@ -86,16 +106,19 @@ pub fn decode(image: serde_dynamo::Item) -> Option<Result<Envelope, OutboxError>
             .map_err(OutboxError::Decode)
             .and_then(|stored| {
                 debug_assert!(stored.pk.starts_with(PREFIX));
-                serde_json::from_str(&stored.envelope).map_err(OutboxError::Envelope)
+                let envelope =
+                    serde_json::from_str(&stored.envelope).map_err(OutboxError::Envelope)?;
+                Ok(Record {
+                    envelope,
+                    trace_header: stored.trace_header,
+                })
             }),
     )
 }
 
-/// The envelope of a table item (as `GetItem`, `Query` or `Scan` return it), `None` when the
+/// The record of a table item (as `GetItem`, `Query` or `Scan` return it), `None` when the
 /// item is not an outbox item.
-pub fn envelope_of(
-    item: &HashMap<String, AttributeValue>,
-) -> Option<Result<Envelope, OutboxError>> {
+pub fn record_of(item: &HashMap<String, AttributeValue>) -> Option<Result<Record, OutboxError>> {
     let is_outbox = item
         .get(PK)
         .and_then(|pk| pk.as_s().ok())
@@ -107,7 +130,15 @@ pub fn envelope_of(
         .get("envelope")
         .and_then(|e| e.as_s().ok())
         .map_or("", String::as_str);
-    Some(serde_json::from_str(json).map_err(OutboxError::Envelope))
+    let trace_header = item.get(TRACE_HEADER).and_then(|h| h.as_s().ok()).cloned();
+    Some(
+        serde_json::from_str(json)
+            .map(|envelope| Record {
+                envelope,
+                trace_header,
+            })
+            .map_err(OutboxError::Envelope),
+    )
 }
 
 #[cfg(test)]
@@ -129,14 +160,42 @@ mod tests {
         Envelope::new("shop.notify", &event, "corr", None, Utc::now()).unwrap()
     }
 
+    fn image(item: HashMap<String, AttributeValue>) -> serde_dynamo::Item {
+        serde_dynamo::to_item(serde_dynamo::from_item::<_, serde_json::Value>(item).unwrap())
+            .unwrap()
+    }
+
     #[test]
     fn an_outbox_item_decodes_back_to_its_envelope() {
         let envelope = envelope();
-        let item = item(&envelope).unwrap();
-        let image: serde_dynamo::Item =
-            serde_dynamo::to_item(serde_dynamo::from_item::<_, serde_json::Value>(item).unwrap())
-                .unwrap();
-        assert_eq!(decode(image).unwrap().unwrap(), envelope);
+        let record = decode(image(item(&envelope).unwrap())).unwrap().unwrap();
+        assert_eq!(
+            record,
+            Record {
+                envelope,
+                trace_header: None
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_written_during_traced_work_keeps_its_trace_header() {
+        let header = "Root=1-6a2b3c4d-eeeeeeeeeeeeeeeeeeeeeeee;Parent=5555555555555555;Sampled=1";
+        let envelope = envelope();
+        let written = telemetry::invocation("req", Some(header), async { item(&envelope) })
+            .await
+            .unwrap();
+        let record = decode(image(written.clone())).unwrap().unwrap();
+        assert_eq!(record.trace_header.as_deref(), Some(header));
+        assert_eq!(record.envelope, envelope);
+        assert_eq!(
+            record_of(&written)
+                .unwrap()
+                .unwrap()
+                .trace_header
+                .as_deref(),
+            Some(header)
+        );
     }
 
     #[test]
@@ -160,11 +219,14 @@ mod tests {
     fn a_table_item_gives_back_its_envelope() {
         let envelope = envelope();
         assert_eq!(
-            envelope_of(&item(&envelope).unwrap()).unwrap().unwrap(),
+            record_of(&item(&envelope).unwrap())
+                .unwrap()
+                .unwrap()
+                .envelope,
             envelope
         );
         let other = HashMap::from([(PK.to_owned(), s("ORDER#1"))]);
-        assert!(envelope_of(&other).is_none());
+        assert!(record_of(&other).is_none());
     }
 
     #[test]

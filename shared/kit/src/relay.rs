@@ -2,7 +2,8 @@
 //! `PutEvents`, in batches of at most 10, retrying only the entries EventBridge reports as
 //! failed, and reporting the stream records it could not publish as batch item failures (so
 //! Lambda retries from there and, past the mapping's retry limit, sends them to the
-//! on-failure destination).
+//! on-failure destination). Each entry carries its outbox record's trace header as
+//! `TraceHeader`, so the consumers of the event continue the trace of the request behind it.
 
 use std::{future::Future, time::Duration};
 
@@ -16,9 +17,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use crate::{
     deadline::{Deadline, Margin},
     error::{EventError, cause_chain},
-    events::Envelope,
     metrics::{self, Metric},
-    outbox, telemetry,
+    outbox::{self, Record},
+    telemetry,
 };
 
 /// The variables a relay function reads.
@@ -66,16 +67,16 @@ pub struct PublishError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Where envelopes are published.
 pub trait Publisher: Send + Sync {
-    /// Publishes at most [`MAX_BATCH`] envelopes; returns, per entry in order, `None` when it
-    /// was accepted or `Some(error code)` when it failed.
+    /// Publishes at most [`MAX_BATCH`] outbox records; returns, per entry in order, `None`
+    /// when it was accepted or `Some(error code)` when it failed.
     fn publish(
         &self,
-        batch: &[Envelope],
+        batch: &[Record],
     ) -> impl Future<Output = Result<Vec<Option<String>>, PublishError>> + Send;
 }
 
 /// Publishes to an EventBridge bus: `Source` = envelope source, `DetailType` = event type,
-/// `Detail` = the envelope.
+/// `Detail` = the envelope, `TraceHeader` = the record's trace header.
 #[derive(Debug, Clone)]
 pub struct EventBridgePublisher {
     client: aws_sdk_eventbridge::Client,
@@ -92,29 +93,18 @@ impl EventBridgePublisher {
 }
 
 impl Publisher for EventBridgePublisher {
-    async fn publish(&self, batch: &[Envelope]) -> Result<Vec<Option<String>>, PublishError> {
-        let mut entries = Vec::with_capacity(batch.len());
-        for envelope in batch {
-            let detail = serde_json::to_string(envelope).map_err(|e| PublishError(Box::new(e)))?;
-            entries.push(
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(&self.bus)
-                    .source(&envelope.source)
-                    .detail_type(&envelope.event_type)
-                    .detail(detail)
-                    .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(
-                        envelope.time.timestamp_millis(),
-                    ))
-                    .build(),
-            );
-        }
-        let output = self
-            .client
-            .put_events()
-            .set_entries(Some(entries))
-            .send()
-            .await
+    async fn publish(&self, batch: &[Record]) -> Result<Vec<Option<String>>, PublishError> {
+        let entries = batch
+            .iter()
+            .map(|record| entry(&self.bus, record))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PublishError(Box::new(e)))?;
+        let output = telemetry::step(
+            "eventbridge.PutEvents",
+            self.client.put_events().set_entries(Some(entries)).send(),
+        )
+        .await
+        .map_err(|e| PublishError(Box::new(e)))?;
         let results = output.entries();
         Ok((0..batch.len())
             .map(|i| match results.get(i) {
@@ -125,6 +115,42 @@ impl Publisher for EventBridgePublisher {
             })
             .collect())
     }
+}
+
+/// The `PutEvents` entry of `record` for `bus`.
+pub fn entry(bus: &str, record: &Record) -> Result<PutEventsRequestEntry, serde_json::Error> {
+    let envelope = &record.envelope;
+    Ok(PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source(&envelope.source)
+        .detail_type(&envelope.event_type)
+        .detail(serde_json::to_string(envelope)?)
+        .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(
+            envelope.time.timestamp_millis(),
+        ))
+        .set_trace_header(record.trace_header.clone())
+        .build())
+}
+
+/// The span of the log lines about one record: its event and the saga (correlation id,
+/// trace) it belongs to.
+fn record_span(sequence: &str, record: &Record) -> tracing::Span {
+    let span = tracing::info_span!(
+        "record",
+        sequence,
+        event_id = %record.envelope.id,
+        event_type = record.envelope.event_type,
+        correlation_id = record.envelope.correlation_id,
+        xray_trace_id = tracing::field::Empty,
+    );
+    if let Some(root) = record
+        .trace_header
+        .as_deref()
+        .and_then(telemetry::trace_root)
+    {
+        span.record("xray_trace_id", root);
+    }
+    span
 }
 
 /// Publishes the outbox records of `event` and returns the records it could not publish. No
@@ -145,8 +171,8 @@ pub async fn relay_until<P: Publisher>(
     publisher: &P,
     deadline: Deadline,
 ) -> DynamoDbEventResponse {
-    // (sequence number, envelope) of every outbox insert, in stream order.
-    let mut pending: Vec<(String, Envelope)> = Vec::new();
+    // (sequence number, record) of every outbox insert, in stream order.
+    let mut pending: Vec<(String, Record)> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     for record in event.records {
         if record.event_name != "INSERT" {
@@ -155,7 +181,7 @@ pub async fn relay_until<P: Publisher>(
         let sequence = record.change.sequence_number.clone().unwrap_or_default();
         match outbox::decode(record.change.new_image) {
             None => {}
-            Some(Ok(envelope)) => pending.push((sequence, envelope)),
+            Some(Ok(record)) => pending.push((sequence, record)),
             Some(Err(error)) => {
                 tracing::error!(sequence, error.cause_chain = %cause_chain(&error), "undecodable outbox record");
                 failed.push(sequence);
@@ -181,15 +207,19 @@ pub async fn relay_until<P: Publisher>(
         let mut retry = Vec::new();
         let mut chunks = pending.chunks(MAX_BATCH);
         for chunk in chunks.by_ref() {
-            let envelopes: Vec<Envelope> = chunk.iter().map(|(_, e)| e.clone()).collect();
-            match deadline.run(publisher.publish(&envelopes)).await {
+            let records: Vec<Record> = chunk.iter().map(|(_, r)| r.clone()).collect();
+            match deadline.run(publisher.publish(&records)).await {
                 Some(Ok(results)) => {
-                    for ((sequence, envelope), result) in chunk.iter().zip(results) {
+                    for ((sequence, record), result) in chunk.iter().zip(results) {
+                        let _span = record_span(sequence, record).entered();
                         match result {
-                            None => published += 1,
+                            None => {
+                                published += 1;
+                                tracing::info!("event published");
+                            }
                             Some(code) => {
-                                tracing::warn!(event_id = %envelope.id, code, attempt, "entry not accepted by EventBridge");
-                                retry.push((sequence.clone(), envelope.clone()));
+                                tracing::warn!(code, attempt, "entry not accepted by EventBridge");
+                                retry.push((sequence.clone(), record.clone()));
                             }
                         }
                     }
@@ -214,8 +244,9 @@ pub async fn relay_until<P: Publisher>(
         }
         pending = retry;
     }
-    for (sequence, envelope) in &pending {
-        tracing::error!(sequence, event_id = %envelope.id, "could not publish; reported as a batch item failure");
+    for (sequence, record) in &pending {
+        let _span = record_span(sequence, record).entered();
+        tracing::error!("could not publish; reported as a batch item failure");
     }
     failed.extend(pending.into_iter().map(|(sequence, _)| sequence));
     metrics::emit_per_version(
@@ -268,7 +299,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::events::{Event, NotificationSent};
+    use crate::events::{Envelope, Event, NotificationSent};
 
     /// Accepts everything except the envelopes listed in `reject`, `fails` times each; the
     /// calls listed in `slow` (0 = the first) take a minute.
@@ -278,10 +309,11 @@ mod tests {
         slow: Vec<usize>,
         calls: Mutex<Vec<usize>>,
         published: Mutex<Vec<uuid::Uuid>>,
+        trace_headers: Mutex<Vec<Option<String>>>,
     }
 
     impl Publisher for Flaky {
-        async fn publish(&self, batch: &[Envelope]) -> Result<Vec<Option<String>>, PublishError> {
+        async fn publish(&self, batch: &[Record]) -> Result<Vec<Option<String>>, PublishError> {
             let call = {
                 let mut calls = self.calls.lock().unwrap();
                 calls.push(batch.len());
@@ -294,13 +326,17 @@ mod tests {
             Ok(batch
                 .iter()
                 .map(
-                    |envelope| match reject.iter_mut().find(|(id, _)| *id == envelope.id) {
+                    |record| match reject.iter_mut().find(|(id, _)| *id == record.envelope.id) {
                         Some((_, left)) if *left > 0 => {
                             *left -= 1;
                             Some("ThrottlingException".to_owned())
                         }
                         _ => {
-                            self.published.lock().unwrap().push(envelope.id);
+                            self.published.lock().unwrap().push(record.envelope.id);
+                            self.trace_headers
+                                .lock()
+                                .unwrap()
+                                .push(record.trace_header.clone());
                             None
                         }
                     },
@@ -343,6 +379,41 @@ mod tests {
             })
             .collect();
         serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_event_is_published_with_the_trace_header_it_was_written_with() {
+        let header = "Root=1-6a2b3c4d-ffffffffffffffffffffffff;Parent=6666666666666666;Sampled=1";
+        let traced = envelope(0);
+        let untraced = envelope(1);
+        let stream = telemetry::invocation("http-req", Some(header), async {
+            stream_event(std::slice::from_ref(&traced))
+        })
+        .await;
+        let mut event = stream_event(std::slice::from_ref(&untraced));
+        event.records.extend(stream.records);
+        let publisher = Flaky::default();
+        let response = telemetry::invocation(
+            "relay-req",
+            Some("Root=1-6a2b3c4d-000000000000000000000000;Sampled=1"),
+            relay("test", event, &publisher),
+        )
+        .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            *publisher.trace_headers.lock().unwrap(),
+            [None, Some(header.to_owned())],
+            "the writer's trace, never the relay invocation's own"
+        );
+        let sent = entry(
+            "bus",
+            &Record {
+                envelope: traced,
+                trace_header: Some(header.into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(sent.trace_header(), Some(header));
     }
 
     #[tokio::test]

@@ -31,6 +31,7 @@ use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message};
 use chrono::{DateTime, TimeDelta, Utc};
 use kit::{
     events::Envelope,
+    outbox::Record,
     relay::{MAX_BATCH, Publisher},
 };
 use serde::Deserialize;
@@ -138,8 +139,8 @@ pub async fn outbox_events(
     dynamo: &aws_sdk_dynamodb::Client,
     table: &str,
     window: Window,
-) -> anyhow::Result<Vec<Envelope>> {
-    let mut envelopes = Vec::new();
+) -> anyhow::Result<Vec<Record>> {
+    let mut records = Vec::new();
     let mut start: Option<HashMap<String, AttributeValue>> = None;
     loop {
         let page = dynamo
@@ -152,9 +153,9 @@ pub async fn outbox_events(
             .await
             .with_context(|| format!("Scan {table}"))?;
         for item in page.items() {
-            match kit::outbox::envelope_of(item) {
+            match kit::outbox::record_of(item) {
                 None => {}
-                Some(Ok(envelope)) if window.contains(envelope.time) => envelopes.push(envelope),
+                Some(Ok(record)) if window.contains(record.envelope.time) => records.push(record),
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
                     let pk = item.get("pk").and_then(|v| v.as_s().ok());
@@ -167,29 +168,26 @@ pub async fn outbox_events(
             _ => break,
         }
     }
-    envelopes.sort_by_key(|e| (e.time, e.id));
-    Ok(envelopes)
+    records.sort_by_key(|r| (r.envelope.time, r.envelope.id));
+    Ok(records)
 }
 
-/// Publishes `envelopes` in batches of ten; returns the ids EventBridge did not accept, with
-/// the reason.
-pub async fn publish<P: Publisher>(
-    publisher: &P,
-    envelopes: &[Envelope],
-) -> Vec<(uuid::Uuid, String)> {
+/// Publishes `records` in batches of ten, each with its original trace header; returns the
+/// ids EventBridge did not accept, with the reason.
+pub async fn publish<P: Publisher>(publisher: &P, records: &[Record]) -> Vec<(uuid::Uuid, String)> {
     let mut failed = Vec::new();
-    for chunk in envelopes.chunks(MAX_BATCH) {
+    for chunk in records.chunks(MAX_BATCH) {
         match publisher.publish(chunk).await {
             Ok(results) => {
-                for (envelope, result) in chunk.iter().zip(results) {
+                for (record, result) in chunk.iter().zip(results) {
                     if let Some(code) = result {
-                        failed.push((envelope.id, code));
+                        failed.push((record.envelope.id, code));
                     }
                 }
             }
             Err(error) => {
                 let reason = format!("{:#}", anyhow::Error::new(error));
-                failed.extend(chunk.iter().map(|e| (e.id, reason.clone())));
+                failed.extend(chunk.iter().map(|r| (r.envelope.id, reason.clone())));
             }
         }
     }
@@ -281,7 +279,7 @@ pub async fn republish_dlq<P: Publisher>(
                 .or_insert(*window);
         }
     }
-    let mut events: HashMap<String, Vec<Envelope>> = HashMap::new();
+    let mut events: HashMap<String, Vec<Record>> = HashMap::new();
     for (table, window) in &per_table {
         events.insert(table.clone(), outbox_events(dynamo, table, *window).await?);
     }
@@ -306,25 +304,25 @@ pub async fn republish_dlq<P: Publisher>(
                 continue;
             }
         };
-        let of_window: Vec<Envelope> = events
+        let of_window: Vec<Record> = events
             .get(&table)
             .map(|all| {
                 all.iter()
-                    .filter(|e| window.contains(e.time))
+                    .filter(|r| window.contains(r.envelope.time))
                     .cloned()
                     .collect()
             })
             .unwrap_or_default();
-        let ids: Vec<uuid::Uuid> = of_window.iter().map(|e| e.id).collect();
+        let ids: Vec<uuid::Uuid> = of_window.iter().map(|r| r.envelope.id).collect();
         if !options.dry_run {
-            let todo: Vec<Envelope> = of_window
+            let todo: Vec<Record> = of_window
                 .into_iter()
-                .filter(|e| !done.contains(&e.id) && !failed.contains_key(&e.id))
+                .filter(|r| !done.contains(&r.envelope.id) && !failed.contains_key(&r.envelope.id))
                 .collect();
             let rejected = publish(publisher, &todo).await;
-            for envelope in &todo {
-                if !rejected.iter().any(|(id, _)| *id == envelope.id) {
-                    done.insert(envelope.id);
+            for record in &todo {
+                if !rejected.iter().any(|(id, _)| *id == record.envelope.id) {
+                    done.insert(record.envelope.id);
                     report.published += 1;
                 }
             }
@@ -369,13 +367,13 @@ pub async fn republish_window<P: Publisher>(
     window: Window,
     dry_run: bool,
 ) -> anyhow::Result<(Vec<Envelope>, Vec<(uuid::Uuid, String)>)> {
-    let envelopes = outbox_events(dynamo, table, window).await?;
+    let records = outbox_events(dynamo, table, window).await?;
     let failed = if dry_run {
         Vec::new()
     } else {
-        publish(publisher, &envelopes).await
+        publish(publisher, &records).await
     };
-    Ok((envelopes, failed))
+    Ok((records.into_iter().map(|r| r.envelope).collect(), failed))
 }
 
 /// Every message of the DLQ (up to `options.max`), each received once: they stay invisible

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kit::{
     events::{Envelope, Event},
+    outbox::Record,
     relay::{EventBridgePublisher, PublishError, Publisher, relay},
     sqs::{parse, process_batch},
 };
@@ -21,7 +22,7 @@ use crate::{
 struct Down;
 
 impl Publisher for Down {
-    async fn publish(&self, _: &[Envelope]) -> Result<Vec<Option<String>>, PublishError> {
+    async fn publish(&self, _: &[Record]) -> Result<Vec<Option<String>>, PublishError> {
         Err(PublishError("connection refused".into()))
     }
 }
@@ -140,10 +141,16 @@ async fn a_payment_event_through_a_real_queue_confirms_the_order() {
         chrono::Utc::now(),
     )
     .unwrap();
+    // It was written while handling the request traced as `trace`.
+    let trace = "Root=1-6a2b3c4d-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1";
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &bus);
+    let record = Record {
+        envelope,
+        trace_header: Some(trace.into()),
+    };
     assert_eq!(
         publisher
-            .publish(std::slice::from_ref(&envelope))
+            .publish(std::slice::from_ref(&record))
             .await
             .unwrap(),
         [None]
@@ -167,14 +174,21 @@ async fn a_payment_event_through_a_real_queue_confirms_the_order() {
     assert_eq!(order.status, orders::domain::Status::Confirmed);
     assert_eq!(order.version, 2);
 
-    // OrderConfirmed went to the outbox in the same transaction, with the saga's correlation id.
+    // OrderConfirmed went to the outbox in the same transaction, with the saga's correlation
+    // id and trace: PutEvents' TraceHeader reached SQS as AWSTraceHeader, and the consumer
+    // kept it with the event it wrote.
     let stream = testkit::stream_event(&config, &table).await;
-    let confirmed: Vec<Envelope> = stream
+    let confirmed: Vec<Record> = stream
         .records
         .into_iter()
         .filter_map(|r| kit::outbox::decode(r.change.new_image).and_then(Result::ok))
-        .filter(|e| e.event_type == "OrderConfirmed")
+        .filter(|r| r.envelope.event_type == "OrderConfirmed")
         .collect();
     assert_eq!(confirmed.len(), 1);
-    assert_eq!(confirmed[0].correlation_id, "corr-pay");
+    assert_eq!(confirmed[0].envelope.correlation_id, "corr-pay");
+    assert_eq!(
+        confirmed[0].trace_header.as_deref(),
+        Some(trace),
+        "the trace of the request behind PaymentAuthorized"
+    );
 }

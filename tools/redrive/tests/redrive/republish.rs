@@ -8,6 +8,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use kit::{
     events::{Envelope, Event, NotificationSent},
+    outbox::Record,
     relay::{EventBridgePublisher, PublishError, Publisher},
 };
 use redrive::republish::{self, RepublishOptions, Window};
@@ -242,17 +243,17 @@ struct RejectOne<P> {
 }
 
 impl<P: Publisher> Publisher for RejectOne<P> {
-    async fn publish(&self, batch: &[Envelope]) -> Result<Vec<Option<String>>, PublishError> {
-        let accepted: Vec<Envelope> = batch
+    async fn publish(&self, batch: &[Record]) -> Result<Vec<Option<String>>, PublishError> {
+        let accepted: Vec<Record> = batch
             .iter()
-            .filter(|e| e.id != self.reject)
+            .filter(|r| r.envelope.id != self.reject)
             .cloned()
             .collect();
         let mut results = self.inner.publish(&accepted).await?.into_iter();
         Ok(batch
             .iter()
-            .map(|e| {
-                if e.id == self.reject {
+            .map(|r| {
+                if r.envelope.id == self.reject {
                     Some("ThrottlingException".to_owned())
                 } else {
                     results.next().flatten()
