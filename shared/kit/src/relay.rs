@@ -99,9 +99,10 @@ impl Publisher for EventBridgePublisher {
             .map(|record| entry(&self.bus, record))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PublishError(Box::new(e)))?;
+        // Boxed: the SDK's future is large, and the relay holds it across its retries.
         let output = telemetry::step(
             "eventbridge.PutEvents",
-            self.client.put_events().set_entries(Some(entries)).send(),
+            Box::pin(self.client.put_events().set_entries(Some(entries)).send()),
         )
         .await
         .map_err(|e| PublishError(Box::new(e)))?;
