@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::telemetry::Step as _;
+
 use aws_sdk_dynamodb::{
     Client,
     error::SdkError,
@@ -75,6 +77,7 @@ pub async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> Result<
         .transact_write_items()
         .set_transact_items(Some(items))
         .send()
+        .step("dynamodb.TransactWriteItems")
         .await
     {
         Ok(_) => Ok(()),
@@ -318,6 +321,7 @@ pub async fn query_owner(
         .limit(i32::try_from(limit).unwrap_or(i32::MAX))
         .set_exclusive_start_key(after.map(|after| start_key(entity, owner, after)))
         .send()
+        .step("dynamodb.Query")
         .await?;
     let next = output
         .last_evaluated_key

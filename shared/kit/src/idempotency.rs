@@ -21,6 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::dynamo::{EXPIRES_AT, PK, SK, n, s};
+use crate::telemetry::Step as _;
 
 /// Key prefix of idempotency items.
 pub const PREFIX: &str = "IDEMPOTENCY#";
@@ -296,6 +297,7 @@ impl DynamoIdempotency {
             .condition_expression(CONDITION)
             .expression_attribute_values(":now", n(now()))
             .send()
+            .step("dynamodb.PutItem")
             .await;
         match result {
             Ok(_) => Ok(true),
@@ -341,6 +343,7 @@ impl IdempotencyStore for DynamoIdempotency {
             .table_name(&self.table)
             .set_item(Some(to_item(key, &record)))
             .send()
+            .step("dynamodb.PutItem")
             .await
             .map_err(|e| StoreError(Box::new(e)))?;
         Ok(())
@@ -353,6 +356,7 @@ impl IdempotencyStore for DynamoIdempotency {
             .key(PK, s(key.as_str()))
             .key(SK, s("IDEMPOTENCY"))
             .send()
+            .step("dynamodb.DeleteItem")
             .await
             .map_err(|e| StoreError(Box::new(e)))?;
         Ok(())
@@ -367,6 +371,7 @@ impl IdempotencyStore for DynamoIdempotency {
             .key(SK, s("IDEMPOTENCY"))
             .consistent_read(true)
             .send()
+            .step("dynamodb.GetItem")
             .await
             .map_err(|e| StoreError(Box::new(e)))?;
         Ok(output

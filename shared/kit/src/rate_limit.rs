@@ -7,6 +7,7 @@ use std::{collections::HashMap, sync::Mutex, time::Duration};
 use aws_sdk_dynamodb::{Client, error::SdkError, operation::update_item::UpdateItemError};
 
 use crate::dynamo::{EXPIRES_AT, PK, SK, n, s};
+use crate::telemetry::Step as _;
 
 /// Key prefix of counter items: `RATE#<subject>` / `WINDOW#<window start>`.
 pub const PREFIX: &str = "RATE#";
@@ -65,6 +66,7 @@ pub async fn hit(
             n(start.saturating_add(window.saturating_mul(2))),
         )
         .send()
+        .step("dynamodb.UpdateItem")
         .await;
     match result {
         Ok(_) => Ok(Decision::Allowed),

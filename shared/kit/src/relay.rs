@@ -19,7 +19,7 @@ use crate::{
     error::{EventError, cause_chain},
     metrics::{self, Metric},
     outbox::{self, Record},
-    telemetry,
+    telemetry::{self, Step as _},
 };
 
 /// The variables a relay function reads.
@@ -100,12 +100,10 @@ impl Publisher for EventBridgePublisher {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PublishError(Box::new(e)))?;
         // Boxed: the SDK's future is large, and the relay holds it across its retries.
-        let output = telemetry::step(
-            "eventbridge.PutEvents",
-            Box::pin(self.client.put_events().set_entries(Some(entries)).send()),
-        )
-        .await
-        .map_err(|e| PublishError(Box::new(e)))?;
+        let output = Box::pin(self.client.put_events().set_entries(Some(entries)).send())
+            .step("eventbridge.PutEvents")
+            .await
+            .map_err(|e| PublishError(Box::new(e)))?;
         let results = output.entries();
         Ok((0..batch.len())
             .map(|i| match results.get(i) {

@@ -19,6 +19,7 @@ use std::{
     time::Instant,
 };
 
+use futures::FutureExt as _;
 use serde_json::{Map, Value};
 use tracing::{Event, Instrument, Span, Subscriber, field::Field};
 use tracing_subscriber::{
@@ -190,19 +191,30 @@ pub fn trace_root(header: &str) -> Option<&str> {
         .filter(|root| !root.is_empty())
 }
 
-/// Runs `work`, one call to a dependency (a DynamoDB request, `PutEvents`, the payment
-/// provider), as the step `name`: at debug level its lines carry `step` and a closing line
-/// gives its `duration_ms`; above debug it costs a level check.
-pub async fn step<F: Future>(name: &'static str, work: F) -> F::Output {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return work.await;
+/// A call to a dependency (a DynamoDB request, `PutEvents`, the payment provider) run as a
+/// named step: `client.get_item()….send().step("dynamodb.GetItem").await`.
+pub trait Step: Future + Sized {
+    /// Runs `self` as the step `name`: at debug level its lines carry `step` and a closing
+    /// line gives its `duration_ms`; above debug it costs a level check.
+    fn step(self, name: &'static str) -> impl Future<Output = Self::Output> {
+        step(name, self)
     }
-    let started = Instant::now();
+}
+
+impl<F: Future> Step for F {}
+
+/// Built from combinators rather than an `async fn`, so a step adds a span and an instant to
+/// the future it wraps instead of storing that future twice.
+fn step<F: Future>(name: &'static str, work: F) -> impl Future<Output = F::Output> {
     let span = tracing::debug_span!("step", step = name);
-    let output = work.instrument(span.clone()).await;
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| tracing::debug!(duration_ms, "step finished"));
-    output
+    let started = (!span.is_disabled()).then(Instant::now);
+    let closing = span.clone();
+    work.instrument(span).inspect(move |_| {
+        if let Some(started) = started {
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            closing.in_scope(|| tracing::debug!(duration_ms, "step finished"));
+        }
+    })
 }
 
 /// The `AWS_LAMBDA_LOG_LEVEL` mapped onto tracing levels (`FATAL` → `error`), else
@@ -475,10 +487,11 @@ mod tests {
     async fn a_step_logs_its_duration_at_debug_level_only() {
         let (subscriber, buffer) = test_log::subscriber_at(tracing::Level::DEBUG);
         let _default = tracing::subscriber::set_default(subscriber);
-        let answer = step("dynamodb.GetItem", async {
+        let answer = async {
             tracing::debug!("inside");
             42
-        })
+        }
+        .step("dynamodb.GetItem")
         .await;
         assert_eq!(answer, 42);
         let lines = buffer.lines();
@@ -491,7 +504,7 @@ mod tests {
 
         let (subscriber, buffer) = test_log::subscriber_at(tracing::Level::INFO);
         let _info = tracing::subscriber::set_default(subscriber);
-        step("dynamodb.GetItem", async {}).await;
+        async {}.step("dynamodb.GetItem").await;
         assert!(buffer.lines().is_empty(), "nothing above debug level");
     }
 }

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, TransactWriteItem, Update},
 };
 use chrono::{DateTime, Utc};
+use kit::telemetry::Step as _;
 use kit::{
     dynamo::{self, Entity, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
@@ -132,6 +133,7 @@ impl OrderRepository for DynamoOrders {
             .key(SK, s(ORDER.sk))
             .consistent_read(true)
             .send()
+            .step("dynamodb.GetItem")
             .await
             .map_err(unavailable)?;
         output
@@ -179,6 +181,7 @@ impl OrderRepository for DynamoOrders {
             .expression_attribute_values(":cutoff", s(kit::page::sort_key(cutoff, "")))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
+            .step("dynamodb.Query")
             .await
             .map_err(unavailable)?;
         Ok(output

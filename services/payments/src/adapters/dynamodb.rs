@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::{
     Client, error::SdkError, operation::put_item::PutItemError, types::AttributeValue,
 };
+use kit::telemetry::Step as _;
 use kit::{
     dynamo::{self, GSI1_PK, GSI1_SK, PK, SK, Transaction, s},
     events::Envelope,
@@ -86,6 +87,7 @@ impl DynamoPayments {
             .key(sk, sk_value)
             .consistent_read(true)
             .send()
+            .step("dynamodb.GetItem")
             .await
             .map_err(unavailable)?;
         Ok(output.item)
@@ -162,6 +164,7 @@ impl ChargeLedger for DynamoPayments {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
+            .step("dynamodb.PutItem")
             .await;
         match result {
             Ok(_) => Ok(entry.clone()),

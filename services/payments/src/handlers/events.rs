@@ -16,6 +16,7 @@
 //! whose customer or amount does not match the payment is refused (it ends in the DLQ).
 
 use chrono::Utc;
+use kit::telemetry::Step as _;
 use kit::{
     events::{Envelope, Event, OrderCancelled, OrderConfirmed, OrderPlaced},
     metrics::{self, Metric},
@@ -179,7 +180,11 @@ impl<R: PaymentRepository, P: PaymentProvider> Step<'_, R, P> {
                 card_token: placed.card_token.clone(),
                 attempt: self.attempt,
             };
-            let outcome = self.provider.authorize(&request).await?;
+            let outcome = self
+                .provider
+                .authorize(&request)
+                .step("provider.authorize")
+                .await?;
             let mut settled = payment.clone();
             let Ok(event) = settled.settle(outcome, Utc::now()) else {
                 continue;
@@ -208,7 +213,12 @@ impl<R: PaymentRepository, P: PaymentProvider> Step<'_, R, P> {
         if payment.status == Status::Refunded {
             return Ok(());
         }
-        if let Some(reference) = self.provider.void(&self.call(payment)).await? {
+        if let Some(reference) = self
+            .provider
+            .void(&self.call(payment))
+            .step("provider.void")
+            .await?
+        {
             tracing::warn!(order_id = %payment.order_id, reference, "an authorization made for a cancelled order was voided");
         }
         Ok(())
@@ -230,7 +240,11 @@ impl<R: PaymentRepository, P: PaymentProvider> Step<'_, R, P> {
                 tracing::warn!(order_id = %id, error = %illegal, "not captured: acknowledged without change");
                 return Ok(());
             }
-            let reference = self.provider.capture(&self.call(&payment)).await?;
+            let reference = self
+                .provider
+                .capture(&self.call(&payment))
+                .step("provider.capture")
+                .await?;
             let event_id = self.event_id();
             let result = self
                 .payments
@@ -269,7 +283,10 @@ impl<R: PaymentRepository, P: PaymentProvider> Step<'_, R, P> {
                             changed.void(Utc::now()).map(|()| Vec::new())
                         }
                         Status::Captured => {
-                            self.provider.refund(&self.call(&payment)).await?;
+                            self.provider
+                                .refund(&self.call(&payment))
+                                .step("provider.refund")
+                                .await?;
                             changed.refund(Utc::now()).map(|event| vec![event])
                         }
                         Status::Declined
