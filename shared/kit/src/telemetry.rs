@@ -88,7 +88,7 @@ tokio::task_local! {
 }
 
 /// Noisy dependencies stay at `warn` whatever the function's level.
-const QUIET_DEPENDENCIES: &str = "aws_config=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn";
+const QUIET_DEPENDENCIES: &str = "aws_config=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_smithy_http_client=warn,aws_sdk_dynamodb=warn,aws_sdk_eventbridge=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn";
 
 /// Initialises logging for a Lambda function of `service`. Call once, first thing in `main`.
 pub fn init(service: &'static str) {
@@ -270,13 +270,34 @@ where
                 if let Some(fields) = extensions.get::<FormattedFields<N>>()
                     && let Ok(Value::Object(fields)) = serde_json::from_str(fields.as_str())
                 {
-                    line.extend(fields);
+                    if span.metadata().target().starts_with("lambda_runtime") {
+                        line.extend(runtime_fields(fields));
+                    } else {
+                        line.extend(fields);
+                    }
                 }
             }
         }
         event.record(&mut JsonVisitor(&mut line));
         writeln!(writer, "{}", Value::Object(line))
     }
+}
+
+/// The fields of `lambda_runtime`'s own invocation span under our names (`requestId` →
+/// `request_id`, `xrayTraceId` → `xray_trace_id` as its root), so a line has one request id
+/// and one trace id, and ours — a message's trace — win where both are set.
+fn runtime_fields(fields: Map<String, Value>) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .filter_map(|(name, value)| match name.as_str() {
+            "requestId" => Some(("request_id".to_owned(), value)),
+            "xrayTraceId" => value
+                .as_str()
+                .and_then(trace_root)
+                .map(|root| ("xray_trace_id".to_owned(), Value::from(root))),
+            _ => Some((name, value)),
+        })
+        .collect()
 }
 
 struct JsonVisitor<'a>(&'a mut Map<String, Value>);
@@ -407,6 +428,39 @@ mod tests {
             line["xray_trace_id"], "1-6a2b3c4d-bbbbbbbbbbbbbbbbbbbbbbbb",
             "a message's lines carry its own trace, not the batch invocation's"
         );
+    }
+
+    #[test]
+    fn lambda_runtimes_own_span_fields_do_not_compete_with_ours() {
+        let (subscriber, buffer) = test_log::subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let runtime = tracing::info_span!(
+                target: "lambda_runtime::layers::trace",
+                "Lambda runtime invoke",
+                requestId = "req-1",
+                xrayTraceId = INVOCATION_TRACE,
+            );
+            let _runtime = runtime.enter();
+            tracing::info!("before our span");
+            let message = tracing::info_span!(
+                "message",
+                xray_trace_id = "1-6a2b3c4d-bbbbbbbbbbbbbbbbbbbbbbbb"
+            );
+            let _message = message.enter();
+            tracing::info!("inside a message");
+        });
+        let lines = buffer.lines();
+        assert_eq!(lines[0]["request_id"], "req-1");
+        assert_eq!(
+            lines[0]["xray_trace_id"],
+            "1-6a2b3c4d-aaaaaaaaaaaaaaaaaaaaaaaa"
+        );
+        assert!(lines[0].get("requestId").is_none() && lines[0].get("xrayTraceId").is_none());
+        assert_eq!(
+            lines[1]["xray_trace_id"],
+            "1-6a2b3c4d-bbbbbbbbbbbbbbbbbbbbbbbb"
+        );
+        assert!(lines[1].get("xrayTraceId").is_none(), "{}", lines[1]);
     }
 
     #[tokio::test]

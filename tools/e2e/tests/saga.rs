@@ -212,6 +212,91 @@ async fn an_approved_payment_confirms_the_order_and_notifies_the_customer() {
     }
 }
 
+/// Every JSON log line the stack's functions wrote, with the function's binary name.
+fn log_lines(stack: &Stack) -> Vec<(String, Value)> {
+    let mut lines = Vec::new();
+    for (binary, pool) in &stack.functions {
+        let text = std::fs::read_to_string(pool.log_file()).unwrap_or_default();
+        lines.extend(
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|l| l.get("_aws").is_none())
+                .map(|l| (binary.clone(), l)),
+        );
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_of_one_saga_across_the_three_services_carries_one_trace_id() {
+    // At debug level every hop logs inside its message (its DynamoDB steps), not only the
+    // hops that have something to say at info.
+    let debug = BTreeMap::from([("AWS_LAMBDA_LOG_LEVEL".to_owned(), "DEBUG".to_owned())]);
+    let stack = stack_with(|o| {
+        for binary in [
+            "orders-http",
+            "orders-relay",
+            "orders-events",
+            "payments-events",
+            "payments-relay",
+            "notify-events",
+            "notify-relay",
+        ] {
+            o.extra_env.insert(binary.into(), debug.clone());
+        }
+    })
+    .await;
+    let api = Api::new(&stack, &testkit::unique("traced"));
+    let correlation = testkit::unique("corr");
+    let id = api.place("tok_approve", &correlation).await;
+    api.order_status(&id, "CONFIRMED").await;
+    api.notification(&id, "OrderConfirmed").await;
+    // The notify relay publishes NotificationSent last.
+    let started = Instant::now();
+    let saga = loop {
+        let saga: Vec<(String, Value)> = log_lines(&stack)
+            .into_iter()
+            .filter(|(_, l)| l["correlation_id"] == correlation.as_str())
+            .collect();
+        let notify_published = saga
+            .iter()
+            .any(|(f, l)| f == "notify-relay" && l["message"] == "event published");
+        if notify_published || started.elapsed() > DEADLINE {
+            break saga;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let trace = saga
+        .iter()
+        .find(|(f, _)| f == "orders-http")
+        .and_then(|(_, l)| l["xray_trace_id"].as_str())
+        .unwrap_or_else(|| panic!("no traced orders-http line: {saga:#?}"))
+        .to_owned();
+    assert!(trace.starts_with("1-"), "{trace}");
+    for (function, line) in &saga {
+        assert_eq!(
+            line["xray_trace_id"].as_str(),
+            Some(trace.as_str()),
+            "{function} logged a line of this saga outside its trace: {line}"
+        );
+        assert!(line["function_version"].is_string(), "{line}");
+    }
+    for hop in [
+        "orders-http",
+        "orders-relay",
+        "payments-events",
+        "payments-relay",
+        "orders-events",
+        "notify-events",
+        "notify-relay",
+    ] {
+        assert!(
+            saga.iter().any(|(f, _)| f == hop),
+            "no line of this saga from {hop}: {saga:#?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_payment_cancels_the_order_and_notifies_the_customer() {
     let stack = stack().await;

@@ -223,12 +223,19 @@ async fn route_request(api: &Arc<Api>, peer: SocketAddr, req: Request) -> Respon
     let Ok(body) = axum::body::to_bytes(body, 10 * 1024 * 1024).await else {
         return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     };
+    // Like API Gateway: the request's trace (continued from the client's `X-Amzn-Trace-Id`
+    // when it sends one) is in the event's headers and is the function invocation's trace.
+    let trace_header = trace_header_for(&parts.headers);
+    let mut headers = parts.headers.clone();
+    if let Ok(value) = HeaderValue::from_str(&trace_header) {
+        headers.insert("x-amzn-trace-id", value);
+    }
     let event = build_event(
         api,
         route,
         &parts.method,
         &parts.uri,
-        &parts.headers,
+        &headers,
         peer,
         params,
         authorizer,
@@ -237,13 +244,16 @@ async fn route_request(api: &Arc<Api>, peer: SocketAddr, req: Request) -> Respon
     let fname = route.function.spec().name.clone();
     let invoked = match tokio::time::timeout(
         INTEGRATION_TIMEOUT,
-        route.function.invoke(Bytes::from(event.to_string())),
+        route
+            .function
+            .invoke_traced(Bytes::from(event.to_string()), trace_header.clone()),
     )
     .await
     {
         Ok(invoked) => invoked,
         Err(_) => crate::runtime::Invoked {
             request_id: String::new(),
+            trace_header,
             outcome: Outcome::TimedOut(INTEGRATION_TIMEOUT),
             duration: started.elapsed(),
         },
@@ -297,6 +307,33 @@ fn is_text(content_type: Option<&str>) -> bool {
         || ct.contains("javascript")
         || ct.contains("x-www-form-urlencoded")
         || ct.contains("yaml")
+}
+
+/// The trace header of a request: a new trace, or the client's when its `X-Amzn-Trace-Id`
+/// names a root (kept, with a new parent segment).
+fn trace_header_for(headers: &HeaderMap) -> String {
+    let new = crate::runtime::new_trace_header();
+    let client_root = headers
+        .get("x-amzn-trace-id")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(';').find_map(|p| p.trim().strip_prefix("Root=")))
+        .filter(|root| {
+            root.len() <= 64 && root.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        });
+    match client_root {
+        Some(root) => new
+            .split(';')
+            .map(|part| {
+                if part.starts_with("Root=") {
+                    format!("Root={root}")
+                } else {
+                    part.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+        None => new,
+    }
 }
 
 /// The API Gateway HTTP API payload 2.0 event for a request.

@@ -92,6 +92,8 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Invoked {
     pub request_id: String,
+    /// The X-Ray trace header the invocation ran with (`Lambda-Runtime-Trace-Id`).
+    pub trace_header: String,
     pub outcome: Outcome,
     pub duration: Duration,
 }
@@ -378,7 +380,13 @@ impl Sandbox {
 
     /// Runs one invocation: at most [`INIT_TIMEOUT`] for a process that is still starting, then
     /// at most `timeout`.
-    async fn invoke(&self, request_id: &str, payload: Bytes, timeout: Duration) -> Outcome {
+    async fn invoke(
+        &self,
+        request_id: &str,
+        trace_header: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Outcome {
         if !self.is_ready()
             && let Err(e) = self.ready().await
         {
@@ -391,7 +399,7 @@ impl Sandbox {
             request_id: request_id.to_owned(),
             payload,
             deadline_ms,
-            trace_id: trace_id(),
+            trace_id: trace_header.to_owned(),
         });
         self.ep.notify.notify_waiters();
         let outcome = tokio::select! {
@@ -421,8 +429,8 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     }
 }
 
-/// An X-Ray trace header for one invocation.
-fn trace_id() -> String {
+/// A new X-Ray trace header, as Lambda starts for an invocation that continues no trace.
+pub fn new_trace_header() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let parent = uuid::Uuid::new_v4().simple().to_string();
     format!(
@@ -471,6 +479,11 @@ impl FunctionPool {
             exited: Arc::default(),
             stopped: AtomicBool::new(false),
         }
+    }
+
+    /// The file the function's processes write their log lines to.
+    pub fn log_file(&self) -> &std::path::Path {
+        &self.launch.log_file
     }
 
     pub fn spec(&self) -> &FunctionSpec {
@@ -620,11 +633,18 @@ impl FunctionPool {
     /// `Timeout`; a process that dies or overruns is discarded (and killed) and the supervisor
     /// replaces it.
     pub async fn invoke(&self, payload: Bytes) -> Invoked {
+        self.invoke_traced(payload, new_trace_header()).await
+    }
+
+    /// [`FunctionPool::invoke`] continuing the trace of `trace_header`, as Lambda does for a
+    /// request API Gateway traced.
+    pub async fn invoke_traced(&self, payload: Bytes, trace_header: String) -> Invoked {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let Ok(permit) = self.permits.acquire().await else {
             return Invoked {
                 request_id,
+                trace_header,
                 outcome: Outcome::InitFailed("function pool closed".into()),
                 duration: started.elapsed(),
             };
@@ -639,6 +659,7 @@ impl FunctionPool {
                     self.exited.notify_one();
                     return Invoked {
                         request_id,
+                        trace_header,
                         outcome: Outcome::InitFailed(format!("{e:#}")),
                         duration: started.elapsed(),
                     };
@@ -646,7 +667,9 @@ impl FunctionPool {
             },
         };
         let timeout = Duration::from_secs(self.launch.spec.timeout_s);
-        let outcome = sb.invoke(&request_id, payload, timeout).await;
+        let outcome = sb
+            .invoke(&request_id, &trace_header, payload, timeout)
+            .await;
         match &outcome {
             Outcome::Response(_) | Outcome::FunctionError { .. } if sb.alive() => {
                 if sb.generation == *lock(&self.generation) {
@@ -672,6 +695,7 @@ impl FunctionPool {
         }
         Invoked {
             request_id,
+            trace_header,
             outcome,
             duration: started.elapsed(),
         }
