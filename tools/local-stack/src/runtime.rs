@@ -94,6 +94,8 @@ pub struct Invoked {
     pub request_id: String,
     pub outcome: Outcome,
     pub duration: Duration,
+    /// The `Lambda-Runtime-Trace-Id` the invocation ran with (`None` if it never started).
+    pub trace_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -378,7 +380,13 @@ impl Sandbox {
 
     /// Runs one invocation: at most [`INIT_TIMEOUT`] for a process that is still starting, then
     /// at most `timeout`.
-    async fn invoke(&self, request_id: &str, payload: Bytes, timeout: Duration) -> Outcome {
+    async fn invoke(
+        &self,
+        request_id: &str,
+        payload: Bytes,
+        timeout: Duration,
+        trace_id: String,
+    ) -> Outcome {
         if !self.is_ready()
             && let Err(e) = self.ready().await
         {
@@ -391,7 +399,7 @@ impl Sandbox {
             request_id: request_id.to_owned(),
             payload,
             deadline_ms,
-            trace_id: trace_id(),
+            trace_id,
         });
         self.ep.notify.notify_waiters();
         let outcome = tokio::select! {
@@ -627,6 +635,7 @@ impl FunctionPool {
                 request_id,
                 outcome: Outcome::InitFailed("function pool closed".into()),
                 duration: started.elapsed(),
+                trace_id: None,
             };
         };
         self.prune_idle();
@@ -641,12 +650,14 @@ impl FunctionPool {
                         request_id,
                         outcome: Outcome::InitFailed(format!("{e:#}")),
                         duration: started.elapsed(),
+                        trace_id: None,
                     };
                 }
             },
         };
         let timeout = Duration::from_secs(self.launch.spec.timeout_s);
-        let outcome = sb.invoke(&request_id, payload, timeout).await;
+        let trace = trace_id();
+        let outcome = sb.invoke(&request_id, payload, timeout, trace.clone()).await;
         match &outcome {
             Outcome::Response(_) | Outcome::FunctionError { .. } if sb.alive() => {
                 if sb.generation == *lock(&self.generation) {
@@ -674,6 +685,7 @@ impl FunctionPool {
             request_id,
             outcome,
             duration: started.elapsed(),
+            trace_id: Some(trace),
         }
     }
 }
