@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::report::{KEPT, Reporter};
 use crate::resources::Resources;
 use crate::timeline::{
-    Ending, OrderView, QueueDepth, Saga, SagasView, Scale, saga, sagas, short_name,
+    Ending, Kind, OrderView, QueueDepth, Saga, SagasView, Scale, saga, sagas, short_name,
+    trace_root,
 };
 
 /// How many sagas the list shows.
@@ -207,13 +208,13 @@ fn url_part(s: &str) -> String {
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}\
-th{background:#f3f3f3}td.n{text-align:right}code,.mono{font-family:ui-monospace,monospace;font-size:12px}\
+th{background:#f3f3f3}td.n{text-align:right}code,.mono{font-family:ui-monospace,monospace;font-size:12px}td.mono,td.n{white-space:nowrap}\
 .ok{color:#1a7f37}.failed{color:#c62828}.batch_item_failures{color:#b26a00}svg{border:1px solid #ddd;background:#fff}\
 .note{color:#666}";
 
 fn layout(title: &str, body: &str) -> String {
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · local stack</title><style>{STYLE}</style></head><body>{body}<p class=\"note\">Served by the local runner only (<code>local-stack up</code>); <code>/_local/</code> does not exist on AWS.</p></body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>{} · local stack</title><style>{STYLE}</style></head><body>{body}<p class=\"note\">Served by the local runner only (<code>local-stack up</code>); <code>/_local/</code> does not exist on AWS.</p></body></html>",
         esc(title)
     )
 }
@@ -281,27 +282,41 @@ pub fn render_order(view: &OrderView) -> String {
     for h in &s.hops {
         let _ = write!(
             body,
-            "<tr data-function=\"{f}\"><td class=\"n\">+{:.0} ms</td><td class=\"mono\">{f}</td><td>{} {}</td><td>{}</td><td class=\"{}\">{} <span class=\"note\">{}</span></td><td class=\"n\">{:.0} ms</td><td class=\"n\">{}</td><td class=\"mono\">{}</td></tr>",
+            "<tr data-function=\"{f}\"><td class=\"n\">+{:.0} ms</td><td class=\"mono\" title=\"{f}\">{}</td><td>{} {}</td><td>{}</td><td class=\"{}\">{} <span class=\"note\">{}</span></td><td class=\"n\">{:.0} ms</td><td class=\"n\">{}</td><td class=\"mono\" title=\"{}\">{}</td></tr>",
             scale.offset_ms(h.started_at),
+            esc(&short_name(&h.function)),
             esc(&h.service),
             h.kind.label(),
             esc(&h.event_types.join(", ")),
             ending_class(h.ending),
             h.ending.label(),
-            esc(&h.detail),
-            h.duration_ms,
-            if h.records == 0 {
+            if h.detail == h.ending.label() {
                 String::new()
             } else {
-                format!("{} ({} failed)", h.records, h.failed_records)
+                esc(&h.detail)
+            },
+            h.duration_ms,
+            match (h.records, h.failed_records) {
+                (0, _) => String::new(),
+                (n, 0) => n.to_string(),
+                (n, f) => format!("{n} ({f} failed)"),
             },
             esc(h.trace_id.as_deref().unwrap_or("")),
+            esc(h.trace_id.as_deref().map(trace_root).unwrap_or("")),
             f = esc(&h.function),
         );
     }
     body.push_str("</table>");
     body.push_str(&queue_table(&view.queues));
     layout(&format!("order {}", s.order_id), &body)
+}
+
+/// `POST /v1/orders → 201` as `POST → 201`: the path is in the tooltip and the table.
+fn http_summary(detail: &str) -> String {
+    match (detail.split_once(' '), detail.split_once(" → ")) {
+        (Some((method, _)), Some((_, status))) => format!("{method} → {status}"),
+        _ => detail.to_owned(),
+    }
 }
 
 fn ending_class(e: Ending) -> &'static str {
@@ -355,15 +370,33 @@ pub fn render_svg(saga: &Saga) -> String {
             lane.kind.label(),
             f = esc(&lane.function),
         );
-        for h in saga.hops.iter().filter(|h| h.function == lane.function) {
+        let mut label_end = f64::MIN;
+        let in_lane: Vec<_> = saga
+            .hops
+            .iter()
+            .filter(|h| h.function == lane.function)
+            .collect();
+        for (i, h) in in_lane.iter().enumerate() {
             let x = LABEL + scale.x(h.started_at);
+            let next_x = in_lane
+                .get(i + 1)
+                .map_or(f64::MAX, |n| LABEL + scale.x(n.started_at));
             let w = scale.w(h.duration_ms).max(3.0);
             let what = if h.event_types.is_empty() {
                 h.detail.clone()
             } else {
                 h.event_types.join(", ")
             };
-            let label = format!("{what} · {} · {:.0} ms", h.ending.label(), h.duration_ms);
+            let what_short = if h.kind == Kind::Http {
+                http_summary(&h.detail)
+            } else {
+                what.clone()
+            };
+            let label = format!(
+                "{what_short} · {} · {:.0} ms",
+                h.ending.label(),
+                h.duration_ms
+            );
             let tip = format!(
                 "{} {}\n{}\n+{:.0} ms, {:.0} ms, {}\ntrace {}",
                 short_name(&h.function),
@@ -374,11 +407,19 @@ pub fn render_svg(saga: &Saga) -> String {
                 h.detail,
                 h.trace_id.as_deref().unwrap_or("-")
             );
-            let (tx, anchor) = if x + w + 8.0 > LABEL + plot * 0.62 {
-                (x - 4.0, "end")
+            // About 6 px per character at 11 px; a label that would overlap the previous one
+            // in its lane is left to the tooltip.
+            let text_w = label.chars().count() as f64 * 6.0;
+            let (tx, anchor, from, to) = if x + w + 8.0 + text_w > WIDTH {
+                (x - 4.0, "end", x - 4.0 - text_w, x - 4.0)
             } else {
-                (x + w + 4.0, "start")
+                (x + w + 4.0, "start", x, x + w + 4.0 + text_w)
             };
+            let fits = from > label_end && (anchor == "end" || to < next_x);
+            let label = if fits { label } else { String::new() };
+            if !label.is_empty() {
+                label_end = to;
+            }
             let _ = write!(
                 rows,
                 "<g class=\"hop\" data-events=\"{}\" data-ending=\"{}\"><title>{}</title><rect x=\"{x:.1}\" y=\"{:.0}\" width=\"{w:.1}\" height=\"18\" rx=\"3\" fill=\"{}\"/><text x=\"{tx:.1}\" y=\"{:.0}\" font-size=\"11\" text-anchor=\"{anchor}\">{}</text></g>",

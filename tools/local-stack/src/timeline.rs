@@ -274,11 +274,19 @@ pub struct Saga {
 /// The saga of `order_id` among `deliveries`; `None` when none touched it.
 pub fn saga(deliveries: &[Delivery], order_id: &str) -> Option<Saga> {
     let touched = |d: &Delivery| d.order_ids.iter().any(|o| o == order_id);
-    let correlation_ids: BTreeSet<String> = deliveries
-        .iter()
-        .filter(|d| touched(d))
-        .filter_map(|d| d.correlation_id.clone())
-        .collect();
+    // The events' correlation id (the one of the request that placed the order); each read
+    // of the order has its own, which only that request carries.
+    let of = |with_events: bool| -> BTreeSet<String> {
+        deliveries
+            .iter()
+            .filter(|d| touched(d) && (!with_events || !d.event_types.is_empty()))
+            .filter_map(|d| d.correlation_id.clone())
+            .collect()
+    };
+    let mut correlation_ids = of(true);
+    if correlation_ids.is_empty() {
+        correlation_ids = of(false);
+    }
     let mut chosen: Vec<&Delivery> = deliveries
         .iter()
         .filter(|d| {
@@ -509,7 +517,7 @@ pub fn render_text(view: &OrderView, width: usize) -> String {
                 ));
             }
             if let Some(t) = &hop.trace_id {
-                detail.push(format!("trace {t}"));
+                detail.push(format!("trace {}", trace_root(t)));
             }
             let line = format!("{:LABEL$}   {}", "", detail.join(" · "));
             let _ = writeln!(out, "{}", truncate(&line, width));
@@ -529,7 +537,18 @@ pub fn render_text(view: &OrderView, width: usize) -> String {
             );
         }
     }
-    out.lines().map(|l| truncate(l, width) + "\n").collect()
+    out.lines()
+        .map(|l| truncate(l.trim_end(), width) + "\n")
+        .collect()
+}
+
+/// The X-Ray trace id of a trace header: `1-5759e988-bd862e3fe1be46a994272793` of
+/// `Root=1-5759e988-bd862e3fe1be46a994272793;Parent=…;Sampled=0`.
+pub fn trace_root(header: &str) -> &str {
+    header
+        .split(';')
+        .find_map(|p| p.strip_prefix("Root="))
+        .unwrap_or(header)
 }
 
 /// A function name without the stack's `<prefix><app>-<stage>-` part: `orders-http`.
@@ -590,7 +609,7 @@ mod tests {
             event_types: facts.event_types,
             order_ids: facts.order_ids,
             order_state: facts.order_state,
-            trace_id: Some(format!("Root=1-{function}")),
+            trace_id: Some(format!("Root=1-{function};Parent=1;Sampled=0")),
             ..Delivery::default()
         }
     }
@@ -775,6 +794,12 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_id_is_the_root_of_the_trace_header() {
+        assert_eq!(trace_root("Root=1-5759e988-bd86;Parent=53995c;Sampled=0"), "1-5759e988-bd86");
+        assert_eq!(trace_root("1-abc"), "1-abc");
+    }
+
+    #[test]
     fn the_scale_maps_the_sagas_span_onto_the_width() {
         let saga = saga(&happy(), ORDER).unwrap();
         let scale = Scale::new(&saga.hops, 600.0);
@@ -814,8 +839,8 @@ mod tests {
             "orders\n",
             "  orders-http (HTTP request)",
             "  payments-events (consumer)",
-            "OrderPlaced · trace Root=1-payments-events",
-            "PaymentAuthorized · trace Root=1-orders-events",
+            "OrderPlaced · trace 1-payments-events",
+            "PaymentAuthorized · trace 1-orders-events",
             "PaymentsQueueDlq",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
