@@ -515,14 +515,20 @@ mod tests {
 
     #[test]
     fn text_is_escaped_for_html() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(url_part("a b/c"), "a%20b%2Fc");
     }
 
     #[test]
     fn the_order_comes_from_the_query_string() {
         let uri = |s: &str| s.parse::<Uri>().unwrap();
-        assert_eq!(order_param(&uri("/_local/?x=1&order=a%2Db")).as_deref(), Some("a-b"));
+        assert_eq!(
+            order_param(&uri("/_local/?x=1&order=a%2Db")).as_deref(),
+            Some("a-b")
+        );
         assert_eq!(order_param(&uri("/_local/?order=")), None);
         assert_eq!(order_param(&uri("/_local/")), None);
     }

@@ -657,7 +657,9 @@ impl FunctionPool {
         };
         let timeout = Duration::from_secs(self.launch.spec.timeout_s);
         let trace = trace_id();
-        let outcome = sb.invoke(&request_id, payload, timeout, trace.clone()).await;
+        let outcome = sb
+            .invoke(&request_id, payload, timeout, trace.clone())
+            .await;
         match &outcome {
             Outcome::Response(_) | Outcome::FunctionError { .. } if sb.alive() => {
                 if sb.generation == *lock(&self.generation) {

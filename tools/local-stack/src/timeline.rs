@@ -374,7 +374,7 @@ pub fn sagas(deliveries: &[Delivery], limit: usize) -> Vec<SagaSummary> {
         }
     }
     let mut all: Vec<SagaSummary> = by_order.into_values().collect();
-    all.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    all.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
     all.truncate(limit);
     all
 }
@@ -417,11 +417,7 @@ pub struct Scale {
 
 impl Scale {
     pub fn new(hops: &[Hop], width: f64) -> Self {
-        let start = hops
-            .iter()
-            .map(|h| h.started_at)
-            .min()
-            .unwrap_or_default();
+        let start = hops.iter().map(|h| h.started_at).min().unwrap_or_default();
         let end = hops.iter().map(Hop::ended_at).max().unwrap_or(start);
         let span_ms = ((end - start).num_microseconds().unwrap_or(0) as f64 / 1000.0).max(1.0);
         Self {
@@ -702,7 +698,10 @@ mod tests {
             Some(&json!({"body": "{\"status\": \"CAPTURED\"}"})),
         );
         assert_eq!(get.order_ids, vec![ORDER]);
-        assert_eq!(get.order_state, None, "a payment's status is not the order's");
+        assert_eq!(
+            get.order_state, None,
+            "a payment's status is not the order's"
+        );
         let list = Facts::of(&json!({"rawPath": "/v1/orders"}), None);
         assert!(list.order_ids.is_empty());
     }
@@ -729,7 +728,11 @@ mod tests {
         bare.event_types = vec!["NotificationSent".into()];
         deliveries.push(bare);
         let saga = saga(&deliveries, ORDER).unwrap();
-        assert!(saga.hops.iter().any(|h| h.function.ends_with("notify-relay")));
+        assert!(
+            saga.hops
+                .iter()
+                .any(|h| h.function.ends_with("notify-relay"))
+        );
     }
 
     #[test]
@@ -795,7 +798,10 @@ mod tests {
 
     #[test]
     fn the_trace_id_is_the_root_of_the_trace_header() {
-        assert_eq!(trace_root("Root=1-5759e988-bd86;Parent=53995c;Sampled=0"), "1-5759e988-bd86");
+        assert_eq!(
+            trace_root("Root=1-5759e988-bd86;Parent=53995c;Sampled=0"),
+            "1-5759e988-bd86"
+        );
         assert_eq!(trace_root("1-abc"), "1-abc");
     }
 
@@ -825,7 +831,9 @@ mod tests {
         };
         let text = render_text(&view, 122);
         assert!(text.lines().all(|l| l.chars().count() <= 122), "{text}");
-        assert!(text.starts_with(&format!("saga of order {ORDER} — CONFIRMED — 7 invocations")));
+        assert!(text.starts_with(&format!(
+            "saga of order {ORDER} — CONFIRMED — 7 invocations"
+        )));
         let bars: Vec<&str> = text.lines().filter(|l| l.contains('|')).collect();
         assert_eq!(bars.len(), 7, "{text}");
         // 60 bar cells for 300 ms: the first bar (0–80 ms) fills cells 0..16.
