@@ -1,6 +1,6 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test chaos lint fmt schemas token build-lambda infra-check bench redrive load
+.PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda infra-check bench redrive load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ schemas: ## Regenerate the event JSON Schemas in shared/kit/schemas from the Rus
 token: ## Mint a local dev token (customer scope): make token SUB=alice [SCOPES="shop/orders shop/admin"] [NO_SCOPES=1]
 	@cargo run -q -p local-stack -- token --sub "$(or $(SUB),dev-user)" $(if $(SCOPES),--scopes "$(SCOPES)") $(if $(NO_SCOPES),--no-scopes)
 
+trace: ## One order's saga as a timeline in the terminal, from the running `make run`: make trace ORDER=<id> (page: http://127.0.0.1:3000/_local/)
+	$(if $(ORDER),,$(error usage: make trace ORDER=<order id>))
+	@cargo run -q -p local-stack -- trace "$(ORDER)" --width "$$(tput cols 2>/dev/null || echo 100)"
+
 build-lambda: setup ## Build every function for Lambda (arm64, release) with cargo-lambda
 	.venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2
 	rustup target add aarch64-unknown-linux-gnu
@@ -47,6 +51,9 @@ infra-check: setup ## cfn-lint, cfn-guard, checkov and actionlint on infra/ and 
 
 redrive: ## DLQ tool against the running local stack: make redrive ARGS=list | ARGS="move --dlq shop-dev-payments-queue-dlq" | ARGS="republish --dlq shop-dev-orders-relay-dlq --bus shop-dev"
 	@env $$(grep '^AWS_' .local/local-stack/env/default/orders-http.env | xargs) cargo run -q -p redrive -- $(or $(ARGS),list)
+
+screenshot: ## Refresh docs/img/saga-timeline.png: the saga page browser test with its screenshot kept in the docs
+	bash tools/saga-page.sh --screenshot docs/img/saga-timeline.png
 
 load: ## Load test (Artillery) + lost-order check against the local stack, or BASE_URL=… TOKEN=…
 	bash load-tests/run.sh

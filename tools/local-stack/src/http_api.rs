@@ -86,7 +86,7 @@ impl Route {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -173,6 +173,7 @@ async fn handle(
             ),
             correlation_id: None,
             duration: started.elapsed(),
+            ..Delivery::default()
         });
     }
     response
@@ -292,6 +293,7 @@ async fn route_request(api: &Arc<Api>, peer: SocketAddr, req: Request) -> Respon
         outcome: format!("{method} {path} → {status}"),
         correlation_id: corr,
         duration: started.elapsed(),
+        ..Delivery::saga(&event, &invoked)
     });
     let mut response = response;
     response.extensions_mut().insert(Invoked);

@@ -11,6 +11,7 @@ pub mod functions;
 pub mod http_api;
 pub mod jwt;
 pub mod moto;
+pub mod page;
 pub mod pattern;
 pub mod report;
 pub mod resources;
@@ -20,5 +21,6 @@ pub mod sqs;
 pub mod stack;
 pub mod streams;
 pub mod template;
+pub mod timeline;
 
 pub use stack::{Options, Stack};

@@ -1,4 +1,4 @@
-//! `local-stack up | token | invoke`: see docs/local.md.
+//! `local-stack up | token | invoke | trace`: see docs/local.md.
 
 use std::path::PathBuf;
 
@@ -60,6 +60,18 @@ enum Command {
         event: PathBuf,
         #[command(flatten)]
         common: Common,
+    },
+    /// Print one order's saga timeline from a running stack (`make run`): lanes, event types,
+    /// outcomes, durations and trace ids; what `/_local/?order=<id>` draws.
+    Trace {
+        /// The order id.
+        order: String,
+        /// Where the stack's HTTP API listens.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// Width of the output in characters (default: $COLUMNS, else 100).
+        #[arg(long)]
+        width: Option<usize>,
     },
 }
 
@@ -222,6 +234,13 @@ async fn main() -> anyhow::Result<()> {
             };
             stack.stop().await;
             print(&result?);
+        }
+        Command::Trace { order, url, width } => {
+            let view = local_stack::page::fetch_order(&url, &order).await?;
+            let width = width
+                .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+                .unwrap_or(100);
+            print(local_stack::timeline::render_text(&view, width).trim_end());
         }
     }
     Ok(())

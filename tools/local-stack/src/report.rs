@@ -1,12 +1,20 @@
-//! One readable line per request and per event delivery, also kept in memory for tests.
+//! One readable line per request and per event delivery, also kept in memory (the last
+//! [`KEPT`]) for tests and for the saga page ([`crate::timeline`]).
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::runtime::Invoked;
+
+/// How many deliveries the reporter keeps (the oldest go first).
+pub const KEPT: usize = 5000;
+
 /// One request or event delivery to a function.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Delivery {
     pub function: String,
     /// `http`, `sqs`, `dynamodb` or `invoke`.
@@ -19,13 +27,44 @@ pub struct Delivery {
     pub outcome: String,
     pub correlation_id: Option<String>,
     pub duration: Duration,
+    /// When the delivery started (filled by [`Reporter::record`] when the caller left it out).
+    pub started_at: Option<DateTime<Utc>>,
+    /// Event types it carried: EventBridge `detail-type`s of SQS bodies, envelope types of
+    /// outbox stream records.
+    pub event_types: Vec<String>,
+    /// Orders it touched: the HTTP path and response, the events' `order_id`.
+    pub order_ids: Vec<String>,
+    /// The order state it revealed (an HTTP response's `status`, or the state an event implies).
+    pub order_state: Option<String>,
+    /// The `Lambda-Runtime-Trace-Id` the function ran with.
+    pub trace_id: Option<String>,
+}
+
+impl Delivery {
+    /// The saga facts of a delivery of `event` that ended as `invoked`; the caller fills the
+    /// rest (`..Delivery::saga(&event, &invoked)`).
+    pub fn saga(event: &Value, invoked: &Invoked) -> Self {
+        let facts = crate::timeline::Facts::of(event, invoked.outcome.json().as_ref());
+        Self {
+            event_types: facts.event_types,
+            order_ids: facts.order_ids,
+            order_state: facts.order_state,
+            // A batch is shown in the trace of the saga its records continue.
+            trace_id: Some(
+                facts
+                    .record_trace
+                    .unwrap_or_else(|| invoked.trace_header.clone()),
+            ),
+            ..Self::default()
+        }
+    }
 }
 
 /// Prints deliveries (when asked to) and remembers them.
 #[derive(Debug, Default)]
 pub struct Reporter {
     pub print: bool,
-    log: Mutex<Vec<Delivery>>,
+    log: Mutex<VecDeque<Delivery>>,
 }
 
 impl Reporter {
@@ -37,7 +76,11 @@ impl Reporter {
     }
 
     #[allow(clippy::print_stdout)]
-    pub fn record(&self, d: Delivery) {
+    pub fn record(&self, mut d: Delivery) {
+        if d.started_at.is_none() {
+            let took = chrono::Duration::from_std(d.duration).unwrap_or_default();
+            d.started_at = Some(Utc::now() - took);
+        }
         if self.print {
             let corr = d
                 .correlation_id
@@ -62,18 +105,21 @@ impl Reporter {
                 d.duration.as_millis()
             );
         }
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(d);
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() >= KEPT {
+            log.pop_front();
+        }
+        log.push_back(d);
     }
 
-    /// Everything recorded so far.
+    /// The last [`KEPT`] deliveries, oldest first.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.log
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 

@@ -389,6 +389,7 @@ impl ScheduleRunner {
             outcome: invoked.outcome.describe(),
             correlation_id: correlation_id(&json),
             duration: started.elapsed(),
+            ..Delivery::saga(&json, &invoked)
         });
     }
 }

@@ -133,6 +133,7 @@ impl SqsPoller {
             outcome,
             correlation_id: correlation_id(&event),
             duration: started.elapsed(),
+            ..Delivery::saga(&event, &invoked)
         });
     }
 

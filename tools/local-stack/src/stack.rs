@@ -379,7 +379,10 @@ impl Stack {
                 .await
                 .with_context(|| format!("binding the HTTP API to 127.0.0.1:{}", o.port))?;
             api_url = format!("http://{}", listener.local_addr()?);
-            let app = http_api::router(api).into_make_service_with_connect_info::<SocketAddr>();
+            let page = crate::page::Page::new(reporter.clone(), clients.sqs.clone(), &resources);
+            let app = crate::page::router(Arc::new(page))
+                .merge(http_api::router(api))
+                .into_make_service_with_connect_info::<SocketAddr>();
             tasks.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             }));
@@ -573,6 +576,7 @@ impl Stack {
             outcome: invoked.outcome.describe(),
             correlation_id: invoked.outcome.json().as_ref().and_then(correlation_id),
             duration: invoked.duration,
+            ..Delivery::saga(event, &invoked)
         });
         Ok(invoked)
     }

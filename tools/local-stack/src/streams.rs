@@ -207,6 +207,7 @@ impl StreamPoller {
             outcome,
             correlation_id: correlation_id(&event),
             duration: started.elapsed(),
+            ..Delivery::saga(&event, &invoked)
         });
         retry_from
     }

@@ -10,5 +10,6 @@ mod http_api;
 mod invoke;
 mod kills;
 mod pipeline;
+mod saga_page;
 mod schedules;
 mod sqs_mapping;
