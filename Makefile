@@ -1,6 +1,6 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda infra-check bench redrive load
+.PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda infra-check bench bench-check redrive load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -57,6 +57,13 @@ screenshot: ## Refresh docs/img/saga-timeline.png: the saga page browser test wi
 
 load: ## Load test (Artillery) + lost-order check against the local stack, or BASE_URL=… TOKEN=…
 	bash load-tests/run.sh
+
+# `make bench-check` needs only moto (for the functions' calls): its `setup` is the light one.
+bench-check: SETUP_ARGS = --light
+
+bench-check: setup ## CI's cold-start gate: release build, 5 runs, fails when a function breaks tools/coldstart-bench/budgets.yaml
+	cargo build --release -p orders -p payments -p notify -p baselines
+	cargo run -q -p coldstart-bench -- --runs 5 --no-python --budgets tools/coldstart-bench/budgets.yaml
 
 bench: setup ## Cold-start bench: every function vs hello-world baselines and Python (RUNS=7) → target/bench/
 	cargo build --release -p orders -p payments -p notify -p baselines

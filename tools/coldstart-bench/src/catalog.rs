@@ -36,6 +36,8 @@ pub enum EventKind {
     NotifyQueue,
     /// DynamoDB stream batch of one outbox INSERT of `source`'s service.
     Stream { source: &'static str },
+    /// The EventBridge schedule's "Scheduled Event" (the saga timeout's sweep).
+    Scheduled,
     /// `{}`.
     Hello,
     /// The orders fixture's API Gateway v2 request, unchanged.
@@ -79,6 +81,7 @@ pub fn rust_functions() -> Vec<Function> {
     use Kind::*;
     vec![
         rust("orders-events", Runtime, OrdersQueue),
+        rust("orders-timeout", Runtime, Scheduled),
         rust("orders-http", Http, GetOrder),
         rust(
             "orders-relay",
@@ -275,16 +278,28 @@ impl EventKind {
                 )
             }
             EventKind::Stream { source } => stream_batch(root, source),
+            EventKind::Scheduled => Ok(json!({
+                "version": "0", "id": fresh_id(), "detail-type": "Scheduled Event",
+                "source": "aws.events", "account": "123456789012",
+                "time": chrono::Utc::now().to_rfc3339(), "region": crate::world::REGION,
+                "resources": ["arn:aws:events:eu-west-1:123456789012:rule/bench-timeout"],
+                "detail": {},
+            })),
             EventKind::Hello => Ok(json!({})),
             EventKind::HelloHttp => fixture(root, "orders", "apigw-v2-request.json"),
         }
     }
 
-    /// Whether `body` is a successful answer to this event: HTTP 200, or a batch response
-    /// without item failures.
+    /// Whether `body` is a successful answer to this event: HTTP 200, a batch response
+    /// without item failures, or (a scheduled job) any JSON report.
     pub fn check(self, kind: Kind, body: &[u8]) -> anyhow::Result<()> {
         if self == EventKind::Hello {
             return Ok(());
+        }
+        if self == EventKind::Scheduled {
+            return serde_json::from_slice::<Value>(body)
+                .map(drop)
+                .map_err(|e| anyhow!("the job's report is not JSON ({e})"));
         }
         let answer: Value = serde_json::from_slice(body).map_err(|e| {
             anyhow!(

@@ -7,6 +7,7 @@
 //! `cargo run -p coldstart-bench -- --help` (or `make bench`) runs it; the smoke test in
 //! `tests/` runs it once per function against debug binaries.
 
+pub mod budgets;
 pub mod catalog;
 pub mod emulator;
 pub mod python;

@@ -28,6 +28,10 @@ struct Args {
     /// Extra environment variable for every function, KEY=VALUE (repeatable; for experiments).
     #[arg(long = "env", value_parser = key_value)]
     extra_env: Vec<(String, String)>,
+    /// Fail when a function breaks its budget in this file (zip size, init over its baseline's;
+    /// CI passes tools/coldstart-bench/budgets.yaml).
+    #[arg(long)]
+    budgets: Option<PathBuf>,
 }
 
 fn key_value(raw: &str) -> Result<(String, String), String> {
@@ -67,6 +71,19 @@ async fn main() -> anyhow::Result<()> {
     );
     let errors = report.errors();
     anyhow::ensure!(errors.is_empty(), "{} run(s) failed", errors.len());
+    if let Some(path) = args.budgets {
+        let breaches = coldstart_bench::budgets::Budgets::load(&path)?.breaches(&report);
+        for breach in &breaches {
+            eprintln!("over budget: {breach}");
+        }
+        anyhow::ensure!(
+            breaches.is_empty(),
+            "{} budget(s) of {} broken",
+            breaches.len(),
+            path.display()
+        );
+        eprintln!("every function within the budgets of {}", path.display());
+    }
     Ok(())
 }
 

@@ -35,6 +35,21 @@ pub struct World {
 }
 
 impl World {
+    /// The binaries of the template's functions that belong to a service (`services/*`).
+    pub fn service_functions(&self) -> Vec<String> {
+        self.specs
+            .values()
+            .filter(|s| {
+                s.code_uri
+                    .as_deref()
+                    .is_some_and(|uri| uri.contains("services/"))
+            })
+            .map(|s| s.binary.clone())
+            .collect()
+    }
+}
+
+impl World {
     /// Connects to moto (starting one when `MOTO_ENDPOINT` is unset) and creates the template's
     /// resources under a prefix unique to this run.
     pub async fn start(root: &Path) -> anyhow::Result<Self> {

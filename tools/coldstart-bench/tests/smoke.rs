@@ -41,7 +41,18 @@ async fn every_function_reaches_next_and_answers_its_event() -> anyhow::Result<(
     let report = coldstart_bench::run(&options).await?;
     let errors = report.errors();
     assert!(errors.is_empty(), "failed runs:\n{}", errors.join("\n"));
-    assert_eq!(report.functions.len(), 11, "9 functions and 2 baselines");
+    // Every function of the template's services is in the catalog, and nothing else but
+    // the two baselines.
+    let world = coldstart_bench::world::World::start(&root).await?;
+    let mut expected = world.service_functions();
+    expected.extend(["hello-runtime".to_owned(), "hello-http".to_owned()]);
+    expected.sort();
+    let mut measured: Vec<String> = report.functions.iter().map(|f| f.name.clone()).collect();
+    measured.sort();
+    assert_eq!(
+        measured, expected,
+        "the bench measures every function of the template"
+    );
     for f in &report.functions {
         assert_eq!(f.samples.len(), 1, "{} ran once", f.name);
     }
