@@ -1,6 +1,6 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda infra-check bench bench-check redrive load
+.PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda infra-check bench bench-check redrive load latency
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench-check: SETUP_ARGS = --light
 bench-check: setup ## CI's cold-start gate: release build, 5 runs, fails when a function breaks tools/coldstart-bench/budgets.yaml
 	cargo build --release -p orders -p payments -p notify -p baselines
 	cargo run -q -p coldstart-bench -- --runs 5 --no-python --budgets tools/coldstart-bench/budgets.yaml
+
+latency: ## Saga latency of sequential orders on the local stack (POST → terminal, → notification, p50/p95/p99): LATENCY_ORDERS=30 LATENCY_RATE=1
+	LOAD_MODE=sequential bash load-tests/run.sh
 
 bench: setup ## Cold-start bench: every function vs hello-world baselines and Python (RUNS=7) → target/bench/
 	cargo build --release -p orders -p payments -p notify -p baselines

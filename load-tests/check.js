@@ -10,6 +10,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const auth = require('./lib/auth');
+const sagaLatency = require('./lib/saga-latency');
 
 const BASE = (process.env.BASE_URL || 'http://127.0.0.1:3000').replace(/\/$/, '');
 const FILE = process.argv[2] || process.env.LOAD_OUT || path.resolve(__dirname, '..', '.local', 'load-tests', 'orders.jsonl');
@@ -159,6 +160,12 @@ async function main() {
   ];
   console.log('\ncheck: results');
   for (const [k, v] of rows) console.log(`  ${k.padEnd(42)} ${v}`);
+  // Saga latency of every placed order, from the local stack's timeline (null elsewhere).
+  const latencies = await sagaLatency.sagaLatencies(BASE, [...placed.keys()], PARALLEL);
+  if (latencies) {
+    console.log('\ncheck: saga latency (local stack timeline)');
+    for (const l of sagaLatency.report(latencies)) console.log(`  ${l}`);
+  }
   const detail = (title, list) => {
     if (!list.length) return;
     console.log(`\n  ${title}:`);

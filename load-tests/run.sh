@@ -7,6 +7,8 @@
 #   BASE_URL=https://abc.execute-api…/ TOKEN=… bash load-tests/run.sh
 #   bash load-tests/run.sh https://abc.execute-api…/         # same, URL as argument (TOKEN needed)
 #
+# LOAD_MODE=sequential (`make latency`): instead of Artillery, load-tests/latency.js (sequential
+# orders, saga latency p50/p95/p99 from the local stack's timeline; LATENCY_ORDERS, LATENCY_RATE).
 # Env: LOAD_DURATION (s, default 60), LOAD_RATE (new virtual users/s, default 1),
 # LOAD_DECLINE_PCT (default 30), LOAD_REPLAY_PCT (default 20), LOAD_MAX_POLLS (default 30, 1 s
 # apart), LOAD_SETTLE_S (checker's wait for stragglers, default 60), LOAD_STACK_WAIT_S (wait
@@ -64,8 +66,11 @@ if [ "$local_mode" = 1 ]; then
     echo "load: using the local stack already serving $base"
   else
     port=${base##*:}
-    echo "load: starting the local stack (cargo run -p local-stack -- up --port $port; log ${out#"$repo"/}/local-stack.log)"
-    setsid cargo run -q -p local-stack -- up --port "$port" >"$out/local-stack.log" 2>&1 &
+    # The whole workspace, as every build here (a `-p` build unifies features differently).
+    echo "load: building the workspace (cargo build --workspace --bins)"
+    cargo build -q --workspace --bins
+    echo "load: starting the local stack (local-stack up --port $port; log ${out#"$repo"/}/local-stack.log)"
+    setsid "${CARGO_TARGET_DIR:-target}/debug/local-stack" up --port "$port" >"$out/local-stack.log" 2>&1 &
     stack_pid=$!
     deadline=$(( $(date +%s) + ${LOAD_STACK_WAIT_S:-900} ))
     until api_up; do
@@ -78,6 +83,12 @@ if [ "$local_mode" = 1 ]; then
     echo "load: local stack up"
   fi
   [ -f .local/local-stack/jwt.json ] || { echo "load: no .local/local-stack/jwt.json (local signing key)" >&2; exit 1; }
+fi
+
+if [ "${LOAD_MODE:-}" = sequential ]; then
+  # `make latency`: sequential orders, saga latency from the local stack's timeline.
+  node "$here/latency.js" | tee "$out/latency.txt"
+  exit "${PIPESTATUS[0]}"
 fi
 
 # Thresholds (README.md "Thresholds"; the same defaults as orders.yml): % of virtual users that

@@ -24,6 +24,9 @@ for _ in $(seq 1 100); do
 done
 export MOTO_ENDPOINT="http://127.0.0.1:$port"
 
+# tools/moto_server.py's own changes to moto: transactions stay atomic.
+.venv/bin/python -m unittest discover -s tools/tests
+
 .local/cargo-nextest/bin/cargo-nextest nextest run --workspace --no-fail-fast
 .local/cargo-deny/bin/cargo-deny --offline --locked check licenses bans sources
 bash tools/smoke-local.sh

@@ -15,6 +15,9 @@ use crate::report::{Delivery, Reporter, correlation_id};
 use crate::resources::QueueInfo;
 use crate::runtime::{FunctionPool, Outcome};
 
+/// The `WaitTimeSeconds` of an empty poll: SQS's longest, as Lambda's pollers use.
+pub const LONG_POLL_S: i32 = 20;
+
 /// One SQS mapping to run.
 #[derive(Debug, Clone)]
 pub struct SqsPoller {
@@ -57,14 +60,17 @@ impl SqsPoller {
         }
     }
 
-    /// Receives up to `BatchSize` messages, waiting up to the batching window to fill the batch.
+    /// Receives up to `BatchSize` messages as Lambda does: long polls (up to [`LONG_POLL_S`])
+    /// that return as soon as a message is there, then, when the mapping has a batching window,
+    /// keeps receiving until the batch is full or the window (counted from the first message)
+    /// has passed.
     async fn receive_batch(&self) -> anyhow::Result<Vec<Message>> {
         let mut batch: Vec<Message> = Vec::new();
         let window = Duration::from_secs(self.mapping.window_s);
-        let started = Instant::now();
+        let mut first_at: Option<Instant> = None;
         loop {
             let want = (self.mapping.batch_size - batch.len()).min(10) as i32;
-            let wait = if batch.is_empty() { 1 } else { 0 };
+            let wait = if batch.is_empty() { LONG_POLL_S } else { 0 };
             let resp = self
                 .sqs
                 .receive_message()
@@ -77,14 +83,16 @@ impl SqsPoller {
                 .await?;
             let got = resp.messages().len();
             batch.extend(resp.messages.unwrap_or_default());
-            if batch.len() >= self.mapping.batch_size
-                || batch.is_empty()
-                || started.elapsed() >= window
-            {
+            if batch.is_empty() {
+                return Ok(batch);
+            }
+            let first = *first_at.get_or_insert_with(Instant::now);
+            if batch.len() >= self.mapping.batch_size || first.elapsed() >= window {
                 return Ok(batch);
             }
             if got == 0 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let left = window.saturating_sub(first.elapsed());
+                tokio::time::sleep(left.min(Duration::from_millis(100))).await;
             }
         }
     }

@@ -15,6 +15,10 @@ use crate::functions::StreamMapping;
 use crate::report::{Delivery, Reporter, correlation_id};
 use crate::runtime::{FunctionPool, Outcome};
 
+/// How long an idle shard waits between `GetRecords` calls: Lambda polls each shard of a
+/// DynamoDB stream about four times a second.
+pub const IDLE_POLL: Duration = Duration::from_millis(250);
+
 /// One stream mapping to run.
 #[derive(Debug, Clone)]
 pub struct StreamPoller {
@@ -122,15 +126,15 @@ impl StreamPoller {
             }
             if buffer.is_empty() {
                 batch_started = None;
-                tokio::time::sleep(Duration::from_millis(400)).await;
+                tokio::time::sleep(IDLE_POLL).await;
                 continue;
             }
             // Batching window: wait for more records unless the batch is full.
             let first_seen = *batch_started.get_or_insert_with(Instant::now);
-            if buffer.len() < self.mapping.batch_size
-                && first_seen.elapsed() < Duration::from_secs(self.mapping.window_s)
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            let window = Duration::from_secs(self.mapping.window_s);
+            if buffer.len() < self.mapping.batch_size && first_seen.elapsed() < window {
+                let left = window.saturating_sub(first_seen.elapsed());
+                tokio::time::sleep(left.min(IDLE_POLL)).await;
                 continue;
             }
             let n = buffer.len().min(self.mapping.batch_size);

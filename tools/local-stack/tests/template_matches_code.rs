@@ -756,3 +756,68 @@ fn the_customer_limits_come_from_parameters_with_the_codes_defaults() {
         "{p:?}"
     );
 }
+
+/// The batching window of every event source mapping: `!Ref` of its kind's parameter
+/// (`QueueBatchingWindowSeconds` for SQS, `StreamBatchingWindowSeconds` for streams), whose
+/// default is 0 (the saga path is tuned for latency) and whose range is Lambda's (0–300 s).
+fn batching_window_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (param, _) in BATCHING_WINDOWS {
+        match template.parameters.get(*param) {
+            None => problems.push(format!("parameter {param} is missing")),
+            Some(p) => {
+                for (field, want) in [("Default", 0), ("MinValue", 0), ("MaxValue", 300)] {
+                    let got = p.get(field).and_then(number);
+                    if got != Some(want) {
+                        problems.push(format!("{param} {field} is {got:?}, not {want}"));
+                    }
+                }
+            }
+        }
+    }
+    for (name, r) in &template.resources {
+        let events = r
+            .properties
+            .get("Events")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten();
+        for (event, e) in events {
+            let kind = e.get("Type").and_then(Value::as_str).unwrap_or_default();
+            let Some((param, _)) = BATCHING_WINDOWS.iter().find(|(_, k)| *k == kind) else {
+                continue;
+            };
+            let window = e.pointer("/Properties/MaximumBatchingWindowInSeconds");
+            if window != Some(&serde_json::json!({ "Ref": param })) {
+                problems.push(format!(
+                    "{name}.{event}: MaximumBatchingWindowInSeconds is {window:?}, not !Ref {param}"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Each batching window parameter and the event source kind it sets.
+const BATCHING_WINDOWS: &[(&str, &str)] = &[
+    ("QueueBatchingWindowSeconds", "SQS"),
+    ("StreamBatchingWindowSeconds", "DynamoDB"),
+];
+
+#[test]
+fn every_mapping_takes_its_batching_window_from_its_kinds_parameter_which_defaults_to_0() {
+    let template = Template::parse(&template_text()).unwrap();
+    let problems = batching_window_problems(&template);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    let mut changed = template.clone();
+    let notify = changed.resources.get_mut("NotifyEventsFunction").unwrap();
+    notify.properties["Events"]["NotifyQueue"]["Properties"]["MaximumBatchingWindowInSeconds"] =
+        1.into();
+    let p = batching_window_problems(&changed);
+    assert!(
+        p.iter()
+            .any(|m| m.contains("NotifyQueue: MaximumBatchingWindowInSeconds")),
+        "{p:?}"
+    );
+}

@@ -4,6 +4,7 @@
 //! Test code: a broken precondition panics with a message saying what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cadence;
 mod crash;
 mod helpers;
 mod http_api;
