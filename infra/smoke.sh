@@ -40,7 +40,9 @@ fi
 api=${api%/}
 token=${STAGING_TOKEN:-}
 if [ -z "$token" ] && [ -n "${SMOKE_LOCAL:-}" ]; then
-  token=$(cargo run -q -p local-stack -- token --sub "smoke-$$" --scopes "$app/orders")
+  # LOCAL_STACK: a built local-stack binary (tools/smoke-local.sh passes the one it runs, so no
+  # `cargo run -p` builds the SDK again for another feature set).
+  token=$(${LOCAL_STACK:-cargo run -q -p local-stack --} token --sub "smoke-$$" --scopes "$app/orders")
 elif [ -z "$token" ]; then
   pool=$(output UserPoolId)
   client=$(output SmokeClientId)

@@ -14,7 +14,7 @@ log=.local/smoke-local.log
 source tools/lib/local-stack.sh
 start_local_stack smoke-local smoke "$log"
 
-if ! SMOKE_LOCAL=1 API_URL="http://127.0.0.1:$port" bash infra/smoke.sh; then
+if ! SMOKE_LOCAL=1 LOCAL_STACK="$target/debug/local-stack" API_URL="http://127.0.0.1:$port" bash infra/smoke.sh; then
   echo "smoke-local: the last lines of the local stack ($log):" >&2
   tail -n 20 "$log" >&2
   exit 1
