@@ -29,7 +29,6 @@ seed=${FUZZ_SEED:-20261130}
 out=.local/fuzz-api
 mkdir -p "$out"
 log=$out/stack.log
-: >"$log"
 source tools/lib/local-stack.sh
 start_local_stack fuzz-api fuzz "$log"
 

@@ -4,15 +4,13 @@
 # runs tools/local-stack/tests/browser/test_saga_page.py (headless Chromium through Playwright):
 # places an order, waits for its saga, checks every hop on the timeline and `local-stack trace`,
 # and saves a screenshot in .local/saga-page/ (`make screenshot` passes `--screenshot
-# docs/img/saga-timeline.png` to refresh the one in the docs). Fails when no Chromium/Chrome is installed (tools/setup.sh
-# installs one where apt-get is usable). Log of the stack: .local/saga-page.log.
+# docs/img/saga-timeline.png` to refresh the one in the docs). Fails when no Chromium/Chrome is
+# installed (tools/setup.sh installs one where apt-get is usable). Log of the stack: .local/saga-page.log.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-mkdir -p .local
 log=.local/saga-page.log
-: >"$log"
 source tools/lib/local-stack.sh
 start_local_stack saga-page saga "$log"
 

@@ -8,9 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-mkdir -p .local
 log=.local/smoke-local.log
-: >"$log"
 source tools/lib/local-stack.sh
 start_local_stack smoke-local smoke "$log"
 

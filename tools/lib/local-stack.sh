@@ -1,11 +1,13 @@
 # Sourced by the scripts that run something against the local stack (tools/smoke-local.sh,
-# tools/fuzz-api.sh). `start_local_stack NAME PREFIX LOG` builds the runner and the function binaries
+# tools/saga-page.sh, tools/fuzz-api.sh). `start_local_stack NAME PREFIX LOG` builds the runner and the function binaries
 # (debug, one build of the whole workspace), starts `local-stack up` on a free port with its own
 # resource prefix PREFIX<pid> (on $MOTO_ENDPOINT when set), stops it on exit, and waits until it is ready.
-# It sets `port` and `target`; on failure it prints the stack's last lines and exits 1.
+# It writes the stack's output to LOG (created, or emptied), sets `port` and `target`; on failure it
+# prints the stack's last lines and exits 1.
 start_local_stack() {
   local name=$1 prefix=$2
   stack_log=$3
+  mkdir -p "$(dirname "$stack_log")"
   nice -n 10 cargo build -q --workspace --bins
   port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   local args=(up --no-build --port "$port" --prefix "$prefix$$" --param QueueVisibilityTimeout=10)
