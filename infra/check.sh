@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Offline checks of the infrastructure: cfn-lint, SAM -> CloudFormation transform and its
-# deployment assertions, cfn-guard rules (pass on the template, fail on their bad fixtures),
+# Offline checks of the infrastructure, per stack (infra/platform.yaml, every
+# services/*/template.yaml, every infra/modules/*.yaml: cfn-lint, SAM -> CloudFormation transform,
+# cfn-guard, checkov) and over their union (infra/tools/stacks.py: the deployment assertions,
+# cfn-guard rules that must pass and not skip, checkov), cfn-guard rules failing on their bad fixtures,
 # checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows, and a
 # runbook page and a working runbook link for every alarm (tools/check-runbooks.py).
 # Needs ./tools/setup.sh to have run.
@@ -99,23 +101,66 @@ workflow_rule_fails() {
   grep -q "^FAIL $2:" <<<"$out"
 }
 
-check "cfn-lint infra/template.yaml" "$venv/cfn-lint" infra/template.yaml
+# The stacks, found: the platform, every service (services/*/template.yaml), every module.
+platform=infra/platform.yaml
+mapfile -t services < <(ls services/*/template.yaml)
+mapfile -t modules < <(ls infra/modules/*.yaml)
+[ "${#services[@]}" -gt 0 ] || { echo "check: no services/*/template.yaml" >&2; exit 2; }
 # The parameters without a default get the values a deployment gives them (samconfig.toml for
-# dev; a fork's own for prod): unresolved, SAM's CORS handling would rewrite the configuration.
-check "transform SAM -> CloudFormation (Stage=dev)" \
-  "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.cfn.json" \
-  --param CorsAllowOrigin=https://localhost:3000 --param CallbackUrls=https://localhost:3000
-check "transform SAM -> CloudFormation (Stage=prod)" \
-  "$venv/python" infra/tools/transform.py infra/template.yaml "$out/template.prod.cfn.json" --param Stage=prod \
-  --param CorsAllowOrigin=https://shop.example.org --param CallbackUrls=https://shop.example.org/callback \
-  --param PaymentProvider=acme
-check "transformed: alias live + deployment group with failure alarm + own role per function, route scopes, rules, orders-http provisioned concurrency, alarms (queue age, table throttles, API p99 and 5xx rate, topic, runbook links), saved queries" \
-  "$venv/python" infra/tools/assert_transform.py "$out/template.cfn.json"
+# dev; a fork's own for prod): unresolved, CORS and the rules would see nothing. Each stack takes
+# the ones it declares.
+dev=(--param CorsAllowOrigin=https://localhost:3000 --param CallbackUrls=https://localhost:3000)
+prod=(--param Stage=prod --param CorsAllowOrigin=https://shop.example.org
+  --param CallbackUrls=https://shop.example.org/callback --param PaymentProvider=acme)
 
-for rules in infra/policies/*.guard; do
-  check "cfn-guard $(basename "$rules") passes on the template" guard_passes "$rules" "$out/template.cfn.json"
+# stack_id TEMPLATE: platform, the service's folder name, or module-<name>.
+stack_id() {
+  case "$1" in
+    "$platform") echo platform ;;
+    services/*) basename "$(dirname "$1")" ;;
+    *) echo "module-$(basename "$1" .yaml)" ;;
+  esac
+}
+
+# guard_no_failure RULES DATA...: no rule of RULES fails on any DATA (one stack alone may have
+# nothing a rule selects: the union below must not skip any).
+guard_no_failure() {
+  local rules=$1 data summary rc=0
+  shift
+  for data in "$@"; do
+    summary=$("$guard" validate -r "$rules" -d "$data" --show-summary all 2>&1) || rc=1
+    echo "$summary"
+    grep -Eq '[[:space:]]FAIL$' <<<"$summary" && rc=1
+  done
+  return "$rc"
+}
+
+# Each stack on its own, as `sam deploy` sends it (its modules expanded: they deploy with it).
+for template in "$platform" "${services[@]}" "${modules[@]}"; do
+  id=$(stack_id "$template")
+  check "cfn-lint $template" "$venv/cfn-lint" "$template"
+  check "transform $template (Stage=dev)" \
+    "$venv/python" infra/tools/transform.py "$template" "$out/$id.cfn.json" --expand "${dev[@]}"
+  check "transform $template (Stage=prod)" \
+    "$venv/python" infra/tools/transform.py "$template" "$out/$id.prod.cfn.json" --expand "${prod[@]}"
+  check "cfn-guard rules: none fails on $template (dev, prod)" \
+    guard_no_failure infra/policies "$out/$id.cfn.json" "$out/$id.prod.cfn.json"
+  check "checkov $template" "$venv/checkov" --config-file infra/.checkov.yaml -f "$template"
+  check "checkov $template transformed" "$venv/checkov" --config-file infra/.checkov.yaml -f "$out/$id.cfn.json"
 done
-check "cfn-guard rules pass on the Stage=prod template" guard_passes infra/policies "$out/template.prod.cfn.json"
+
+# All stacks together: the union (infra/tools/stacks.py) is what the one template was, so every
+# assertion and rule that spans services still applies.
+check "union of the platform and ${#services[@]} services (modules expanded, imports resolved; Stage=dev)" \
+  "$venv/python" infra/tools/stacks.py union "$out/union.cfn.json" "${dev[@]}"
+check "union (Stage=prod)" "$venv/python" infra/tools/stacks.py union "$out/union.prod.cfn.json" "${prod[@]}"
+check "transformed union: alias live + deployment group with failure alarm + own role per function, route scopes, rules, orders-http provisioned concurrency, alarms (queue age, table throttles, API p99 and 5xx rate, topic, runbook links), saved queries" \
+  "$venv/python" infra/tools/assert_transform.py "$out/union.cfn.json"
+for rules in infra/policies/*.guard; do
+  check "cfn-guard $(basename "$rules") passes on the union" guard_passes "$rules" "$out/union.cfn.json"
+done
+check "cfn-guard rules pass on the Stage=prod union" guard_passes infra/policies "$out/union.prod.cfn.json"
+check "checkov the union" "$venv/checkov" --config-file infra/.checkov.yaml -f "$out/union.cfn.json"
 check "cfn-guard every rule has a bad fixture" every_rule_has_fixture
 for fixture in infra/policies/fixtures/*.yaml; do
   name=$(basename "$fixture" .yaml)
@@ -123,10 +168,6 @@ for fixture in infra/policies/fixtures/*.yaml; do
     guard_rule_fails "infra/policies/${name%%.*}.guard" "${name#*.}" "$fixture"
 done
 
-check "checkov infra/template.yaml" \
-  "$venv/checkov" --config-file infra/.checkov.yaml -f infra/template.yaml
-check "checkov transformed template" \
-  "$venv/checkov" --config-file infra/.checkov.yaml -f "$out/template.cfn.json"
 check "actionlint .github/workflows" actionlint_workflows
 check "workflows: push-to-main guard, persist-credentials, env secrets, hashed pip, pinned toolchain" \
   "$venv/python" infra/tools/check_workflows.py --toolchain . .github/workflows/*.yml
@@ -135,8 +176,8 @@ for fixture in infra/tools/fixtures/workflows/*.yml; do
   check "workflows: rule $rule fails on its fixture" \
     workflow_rule_fails "$fixture" "$rule"
 done
-check "runbooks: every alarm of the template has a docs/runbooks page naming it and a link to one of its headings" \
-  "$venv/python" tools/check-runbooks.py
+check "runbooks: every alarm of the stacks has a docs/runbooks page naming it and a link to one of its headings" \
+  "$venv/python" tools/check-runbooks.py --template "$out/union.cfn.json"
 check "runbooks: broken runbook links fail (infra/tools/fixtures/runbooks/broken-links.yaml)" runbook_links_fail
 check "LICENSE is MIT-0, as Cargo.toml declares" \
   bash -c 'grep -qx "license = \"MIT-0\"" Cargo.toml && [ "$(head -n 1 LICENSE)" = "MIT No Attribution" ]'

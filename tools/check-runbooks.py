@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Every CloudWatch alarm of the template has a runbook page that names it.
+"""Every CloudWatch alarm of the stacks has a runbook page that names it.
 
-Reads the `AWS::CloudWatch::Alarm` resources of infra/template.yaml and fails when no page
+Reads the `AWS::CloudWatch::Alarm` resources of the union of the platform and service stacks
+(infra/tools/stacks.py writes it, modules expanded: infra/check.sh passes it as a .json), or of
+one YAML template as written, and fails when no page
 under docs/runbooks/ mentions an alarm's logical id (as a whole word) together with its
 `AlarmName` (the part after `${AppName}-${Stage}-`, what the notification shows), when a
 page names in backticks an alarm id (`...Alarm`) the template no longer has, or when an
@@ -10,10 +12,11 @@ alarm's `AlarmDescription` does not end with the link the notification carries,
 its headings (GitHub's anchors). Stdlib only, so infra/check.sh can run it with the project's
 Python.
 
-    python3 tools/check-runbooks.py [--template infra/template.yaml] [--runbooks docs/runbooks]
+    python3 tools/check-runbooks.py [--template .local/infra/union.cfn.json | a template.yaml] [--runbooks docs/runbooks]
 """
 
 import argparse
+import json
 import pathlib
 import re
 import sys
@@ -66,12 +69,41 @@ def alarm_blocks(template: str) -> dict:
     return blocks
 
 
-def link_problems(alarm: str, block: str, runbooks: pathlib.Path, pages: dict, naming: list) -> list:
+def yaml_alarms(template: str) -> dict | None:
+    """Alarm id -> (name, description text or None) of a YAML template as written; None when an
+    alarm does not start with its AlarmName."""
+    alarms = dict(ALARM.findall(template))
+    if len(alarms) != len(ANY_ALARM.findall(template)):
+        return None
+    out = {}
+    for alarm, block in alarm_blocks(template).items():
+        match = DESCRIPTION.search(block)
+        text = (match.group("single") or match.group("double") or " ".join(match.group("folded").split())) \
+            if match else None
+        out[alarm] = (alarms[alarm], text)
+    return out
+
+
+def json_alarms(template: dict) -> dict | None:
+    """The same of a CloudFormation JSON template (the union of the stacks)."""
+    out = {}
+    for alarm, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource.get("Properties", {})
+        name = props.get("AlarmName", {}).get("Fn::Sub") if isinstance(props.get("AlarmName"), dict) else None
+        if not isinstance(name, str) or not name.startswith("${AppName}-${Stage}-"):
+            return None
+        description = props.get("AlarmDescription")
+        text = description.get("Fn::Sub") if isinstance(description, dict) else None
+        out[alarm] = (name.removeprefix("${AppName}-${Stage}-"), " ".join(text.split()) if isinstance(text, str) else None)
+    return out
+
+
+def link_problems(alarm: str, text: str | None, runbooks: pathlib.Path, pages: dict, naming: list) -> list:
     """The alarm's description ends with a runbook link to a page naming it and to a heading."""
-    match = DESCRIPTION.search(block)
-    if not match:
+    if text is None:
         return [f"{alarm}: AlarmDescription is not !Sub '... Runbook: ${{RunbookBaseUrl}}/<page>.md#<anchor>'"]
-    text = match.group("single") or match.group("double") or " ".join(match.group("folded").split())
     link = LINK.search(text.strip())
     if not link:
         return [f"{alarm}: AlarmDescription does not end with 'Runbook: ${{RunbookBaseUrl}}/<page>.md#<anchor>'"]
@@ -89,30 +121,31 @@ def link_problems(alarm: str, block: str, runbooks: pathlib.Path, pages: dict, n
 def main() -> int:
     root = pathlib.Path(__file__).resolve().parent.parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--template", type=pathlib.Path, default=root / "infra/template.yaml")
+    parser.add_argument("--template", type=pathlib.Path, default=root / ".local/infra/union.cfn.json")
     parser.add_argument("--runbooks", type=pathlib.Path, default=root / "docs/runbooks")
     args = parser.parse_args()
 
-    template = args.template.read_text(encoding="utf-8")
-    alarms = dict(ALARM.findall(template))
-    if not alarms:
-        print(f"FAIL no AWS::CloudWatch::Alarm found in {args.template}")
-        return 1
-    if len(alarms) != len(ANY_ALARM.findall(template)):
+    text = args.template.read_text(encoding="utf-8")
+    found = json_alarms(json.loads(text)) if args.template.suffix == ".json" else yaml_alarms(text)
+    if found is None:
         print("FAIL an alarm does not start with AlarmName: !Sub ${AppName}-${Stage}-<name>")
         return 1
+    if not found:
+        print(f"FAIL no AWS::CloudWatch::Alarm found in {args.template}")
+        return 1
+    found_alarms = found
+    alarms = {alarm: name for alarm, (name, _) in found.items()}
     pages = {p: p.read_text(encoding="utf-8") for p in sorted(args.runbooks.rglob("*.md"))}
     if not pages:
         print(f"FAIL no runbook page under {args.runbooks}")
         return 1
 
     problems = []
-    blocks = alarm_blocks(template)
     for alarm, name in alarms.items():
         word = re.compile(rf"\b{re.escape(alarm)}\b")
         named = re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9-])")
         found = [p for p, text in pages.items() if word.search(text) and named.search(text)]
-        problems.extend(link_problems(alarm, blocks.get(alarm, ""), args.runbooks, pages, found))
+        problems.extend(link_problems(alarm, found_alarms[alarm][1], args.runbooks, pages, found))
         if found:
             names = ", ".join(str(p.relative_to(args.runbooks)) for p in found)
             print(f"ok   {alarm} ({name}): {names}")

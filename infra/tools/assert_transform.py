@@ -101,11 +101,15 @@ CORS_EXPOSE_HEADERS = {"location", "idempotent-replayed", "x-correlation-id"}
 
 
 def cors_problems(resources: dict) -> list:
-    """The transformed API's CORS configuration is a plain one with the headers: SAM rewrites a
-    configuration whose AllowOrigins is still an intrinsic into that intrinsic alone."""
-    cors = resources.get("HttpApi", {}).get("Properties", {}).get("Body", {}).get("x-amazon-apigateway-cors")
+    """The API's CORS configuration is a plain one with the headers (the platform's
+    AWS::ApiGatewayV2::Api CorsConfiguration; were it a SAM HttpApi, SAM would rewrite a
+    configuration whose AllowOrigins is still an intrinsic into that intrinsic alone)."""
+    props = resources.get("HttpApi", {}).get("Properties", {})
+    raw = props.get("CorsConfiguration")
+    cors = {k[0].lower() + k[1:]: v for k, v in raw.items()} if isinstance(raw, dict) else \
+        props.get("Body", {}).get("x-amazon-apigateway-cors")
     if not isinstance(cors, dict) or "allowOrigins" not in cors:
-        return [f"HttpApi: the CORS configuration did not survive the transform: {cors}"]
+        return [f"HttpApi: no CORS configuration with allowOrigins: {cors}"]
     problems = []
     if not isinstance(cors["allowOrigins"], list):
         problems.append(f"HttpApi: CORS allowOrigins is not a list: {cors['allowOrigins']!r}")
@@ -116,19 +120,36 @@ def cors_problems(resources: dict) -> list:
     return problems
 
 
+def routes_of(resources: dict) -> dict:
+    """Route key -> (authorizer, scopes) of every route: the services' AWS::ApiGatewayV2::Route
+    resources, and the operations of an OpenAPI body (a SAM HttpApi with events) if any."""
+    routes = {}
+    for r in resources.values():
+        props = r.get("Properties", {})
+        if r.get("Type") == "AWS::ApiGatewayV2::Route":
+            authorizer = props.get("AuthorizerId") if props.get("AuthorizationType") == "JWT" else None
+            routes[props.get("RouteKey")] = (authorizer, props.get("AuthorizationScopes", []))
+        if r.get("Type") == "AWS::ApiGatewayV2::Api":
+            for path, ops in props.get("Body", {}).get("paths", {}).items():
+                for method, op in ops.items():
+                    if method != "options":
+                        scopes = [s for req in op.get("security", []) for s in req.get("JwtAuthorizer", [])]
+                        routes[f"{method.upper()} {path}"] = ({"Ref": "JwtAuthorizer"} if scopes else None, scopes)
+    return routes
+
+
 def route_scope_problems(resources: dict) -> list:
-    """Every operation of the HTTP API's OpenAPI body needs the JWT authorizer with the
-    customer scope, so ID tokens and tokens without the scope get 403."""
-    body = resources.get("HttpApi", {}).get("Properties", {}).get("Body", {})
+    """Every route of the HTTP API needs the JWT authorizer with the customer scope, so ID
+    tokens and tokens without the scope get 403."""
+    routes = routes_of(resources)
+    if not routes:
+        return ["HttpApi: no routes"]
     problems = []
-    operations = [(path, method, op) for path, ops in body.get("paths", {}).items()
-                  for method, op in ops.items() if method != "options"]
-    if not operations:
-        return ["HttpApi: no routes in the transformed API body"]
-    for path, method, op in operations:
-        scopes = [s for req in op.get("security", []) for s in req.get("JwtAuthorizer", [])]
+    for key, (authorizer, scopes) in sorted(routes.items()):
+        if authorizer != {"Ref": "JwtAuthorizer"}:
+            problems.append(f"route {key}: not behind the platform's JwtAuthorizer ({authorizer})")
         if CUSTOMER_SCOPE not in scopes:
-            problems.append(f"route {method.upper()} {path}: does not require the customer scope ({scopes})")
+            problems.append(f"route {key}: does not require the customer scope ({scopes})")
     return problems
 
 
@@ -563,11 +584,12 @@ def query_definition_problems(resources: dict) -> list:
         matching = [qid for qid, q in queries.items() if all(m in str(q.get("QueryString", "")) for m in markers)]
         if not matching:
             problems.append(f"no AWS::Logs::QueryDefinition '{what}' (a query string with {markers})")
-        for qid in matching:
-            names = queries[qid].get("LogGroupNames", [])
-            missing = sorted(fid for fid, group in log_groups.items() if group not in names)
-            if missing:
-                problems.append(f"{qid}: LogGroupNames leave out the log groups of {missing}")
+            continue
+        # One query of each kind per stack, over the stack's own log groups: together they read all.
+        names = [n for qid in matching for n in as_list(queries[qid].get("LogGroupNames", []))]
+        missing = sorted(fid for fid, group in log_groups.items() if group not in names)
+        if missing:
+            problems.append(f"'{what}' queries: their LogGroupNames leave out the log groups of {missing}")
     return problems
 
 
@@ -597,7 +619,12 @@ def broken_copies(template: dict) -> list:
         resources["Api5xxAlarm"]["Properties"]["Metrics"][0]["Expression"] = "errors"
 
     def log_group_left_out(resources: dict) -> None:
-        resources["ErrorsByCorrelationIdQuery"]["Properties"]["LogGroupNames"].remove({"Ref": "PaymentsRelayLogGroup"})
+        resources["PaymentsQueriesErrorsByCorrelationIdQuery"]["Properties"]["LogGroupNames"].remove(
+            {"Ref": "PaymentsRelayLogGroup"})
+
+    def no_saga_query(resources: dict) -> None:
+        for qid in [q for q in resources if q.endswith("SagaByIdQuery")]:
+            resources.pop(qid)
 
     def silent_alarm(resources: dict) -> None:
         del resources["NotifyQueueDlqAlarm"]["Properties"]["OKActions"]
@@ -611,8 +638,9 @@ def broken_copies(template: dict) -> list:
         (broken(silent_alarm), "NotifyQueueDlqAlarm: AlarmActions and OKActions must be [AlarmTopic]"),
         (broken(lambda r: r.pop("ApiLatencyP99Alarm")), "HttpApi: no alarm on AWS/ApiGateway Latency p99"),
         (broken(count_not_rate), "Api5xxAlarm: not a rate of 5xx over Count"),
-        (broken(log_group_left_out), "ErrorsByCorrelationIdQuery: LogGroupNames leave out the log groups of ['PaymentsRelayFunction']"),
-        (broken(lambda r: r.pop("SagaByIdQuery")), "no AWS::Logs::QueryDefinition 'saga by id'"),
+        (broken(log_group_left_out),
+         "'errors by correlation id' queries: their LogGroupNames leave out the log groups of ['PaymentsRelayFunction']"),
+        (broken(no_saga_query), "no AWS::Logs::QueryDefinition 'saga by id'"),
     ]
 
 

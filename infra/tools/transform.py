@@ -1,64 +1,42 @@
 #!/usr/bin/env python3
-"""Transforms infra/template.yaml (AWS SAM) into plain CloudFormation JSON, offline.
+"""Transforms one stack's template (AWS SAM) into plain CloudFormation JSON, offline.
 
 Uses aws-sam-translator's public `transform` with a managed-policy loader that never calls
 IAM, fake credentials/region, and local CodeUri paths rewritten to placeholder S3 URIs (what
-`sam package` would upload). The output is what cfn-guard and the resource counts look at.
+`sam package` would upload); a template without the SAM transform (a module of infra/modules)
+is written as it is. The modules a stack uses stay nested stacks (`--expand` inlines them, as
+infra/tools/stacks.py does). The output is what cfn-guard, checkov and the resource counts look at.
 
-    .venv/bin/python infra/tools/transform.py infra/template.yaml .local/infra/template.cfn.json \
-        [--param Stage=prod ...]
+    .venv/bin/python infra/tools/transform.py infra/platform.yaml .local/infra/platform.cfn.json \\
+        [--expand] [--param Stage=prod ...]
 """
 
 import argparse
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 
-# No AWS account: the translator only needs a region and partition to build ARNs.
-os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "offline")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "offline")
-
-from samtranslator.translator.transform import transform  # noqa: E402
-from samtranslator.yaml_helper import yaml_parse  # noqa: E402
-
-SERVERLESS_WITH_CODE = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
-
-
-class OfflineManagedPolicyLoader:
-    """The template names managed policies by ARN only, so there is nothing to look up."""
-
-    def load(self) -> dict:
-        return {}
-
-
-def placeholder_code_uris(template: dict) -> None:
-    """Rewrite local code paths (e.g. ../services/orders) to s3:// placeholders."""
-    for logical_id, resource in template.get("Resources", {}).items():
-        prop = SERVERLESS_WITH_CODE.get(resource.get("Type"))
-        props = resource.get("Properties", {})
-        if prop and isinstance(props.get(prop), str) and not props[prop].startswith("s3://"):
-            name = props[prop].strip("./").replace("/", "-") or logical_id
-            props[prop] = f"s3://offline-artifacts/{name}.zip"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stacks import Unresolved, expand_modules, transform_stack  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("template")
     parser.add_argument("output")
+    parser.add_argument("--expand", action="store_true", help="inline the modules the stack uses")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="template parameter value (repeatable)")
     args = parser.parse_args()
-    # The translator logs feature-toggle lookups at warning level; they are not findings.
-    logging.getLogger("samtranslator").setLevel(logging.ERROR)
-
-    template = yaml_parse(Path(args.template).read_text())
-    placeholder_code_uris(template)
     params = dict(p.split("=", 1) for p in args.param)
-    cfn = transform(template, params, OfflineManagedPolicyLoader())
-
+    template = Path(args.template)
+    try:
+        cfn = transform_stack(template, params)
+        if args.expand:
+            cfn = expand_modules(cfn, template.parent)
+    except Unresolved as e:
+        print(f"transform: {args.template}: {e}", file=sys.stderr)
+        return 1
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(cfn, indent=2, sort_keys=True) + "\n")
