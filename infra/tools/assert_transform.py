@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Asserts what the transformed template must contain for deployments to be safe.
+"""Asserts what the stacks must contain, together, for deployments to be safe.
+
+Reads the union of the transformed platform and service stacks (infra/tools/stacks.py: modules
+expanded, every import of a platform export replaced by its value), so each assertion sees the
+whole application as it did when it was one template.
 
 For each function of the contract: an alias `live`, a CodeDeploy deployment group and a role of
 its own, and a failure alarm in that group that watches the function's own failure metric
@@ -20,7 +24,7 @@ rate alarm; prod refuses an empty AlarmEmail. The three saved Logs Insights quer
 function's log group. Copies of the template broken in one way each must fail these last
 assertions (broken_copies), so none of them passes by matching nothing.
 
-    .venv/bin/python infra/tools/assert_transform.py .local/infra/template.cfn.json
+    .venv/bin/python infra/tools/assert_transform.py .local/infra/union.cfn.json
 """
 
 import json

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the resources of a CloudFormation JSON template counted by type.
 
-    .venv/bin/python infra/tools/count_resources.py .local/infra/template.cfn.json
+    .venv/bin/python infra/tools/count_resources.py .local/infra/union.cfn.json
 """
 
 import json

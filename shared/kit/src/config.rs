@@ -1,7 +1,7 @@
 //! Reading a function's settings from environment variables, once, at start.
 //!
 //! Every service declares, per function binary, which variables its config reads
-//! ([`FunctionEnv`]); a test checks that list against `infra/template.yaml`.
+//! ([`FunctionEnv`]); a test checks that list against the service templates.
 
 use std::{env, str::FromStr, time::Duration};
 
@@ -17,7 +17,9 @@ pub struct FunctionEnv {
 /// A missing or unusable setting; the message names the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("environment variable {0} is not set (see infra/template.yaml for its value)")]
+    #[error(
+        "environment variable {0} is not set (see services/<name>/template.yaml for its value)"
+    )]
     Missing(&'static str),
     #[error("environment variable {name} has an invalid value: {reason}")]
     Invalid { name: &'static str, reason: String },

@@ -30,7 +30,7 @@ pub const HTTP_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a processed event id is remembered: longer than any copy of the event can still be
 /// delivered — a replay from the bus archive (`EventArchiveRetentionDays`, at most 30 days) that
 /// then waits in a queue or DLQ (at most 14 days) — plus a day. A test compares it with
-/// `infra/template.yaml`.
+/// the templates (`infra/platform.yaml`, `services/*/template.yaml`).
 pub const EVENT_TTL: Duration = Duration::from_secs(45 * 24 * 3600);
 
 const CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now";

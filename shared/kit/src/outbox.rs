@@ -20,7 +20,7 @@ pub const PREFIX: &str = "OUTBOX#";
 /// Outbox items expire three weeks after their event: longer than a relay DLQ keeps the
 /// on-failure record that points at them (a stream record ages up to 6 hours before it goes to
 /// the DLQ, which keeps it 14 days), so `redrive republish` still finds them, plus a week for
-/// the operator. A test compares it with `infra/template.yaml`.
+/// the operator. A test compares it with the templates (`infra/platform.yaml`, `services/*/template.yaml`).
 pub const TTL_SECONDS: i64 = 21 * 24 * 3600;
 
 /// Attribute of an outbox item holding the trace header of the work that wrote it.

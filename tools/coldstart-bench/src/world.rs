@@ -10,7 +10,7 @@ use anyhow::{Context as _, anyhow};
 use local_stack::functions::FunctionSpec;
 use local_stack::moto::Moto;
 use local_stack::resources::{self, Clients};
-use local_stack::template::{Context, Template};
+use local_stack::template::Context;
 use orders::domain::{CustomerId, Order, OrderId, PlaceOrder};
 use orders::ports::OrderRepository as _;
 
@@ -60,8 +60,7 @@ impl World {
                 (moto.endpoint.clone(), Some(moto))
             }
         };
-        let template_path = root.join("infra/template.yaml");
-        let template = Template::load(&template_path)?;
+        let template = local_stack::stacks::load(root)?;
         let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let mut ctx = Context::new(&template, &prefix, REGION, &HashMap::new())?;
         resources::name_resources(&template, &mut ctx, Some(&prefix))?;
@@ -69,9 +68,7 @@ impl World {
         resources::provision(&template, &mut ctx, &clients, None)
             .await
             .context("creating the template's resources in moto")?;
-        let template_dir = template_path
-            .parent()
-            .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
+        let template_dir = root.join("infra");
         let specs: BTreeMap<String, FunctionSpec> =
             local_stack::functions::functions(&template, &ctx, root, &template_dir)?
                 .into_iter()

@@ -1,5 +1,5 @@
 //! The hook's smoke logic against the real functions: [`deploy_smoke::handle`] with its
-//! `SMOKE_EVENTS` as the local stack resolves them from `infra/template.yaml`, invoking the
+//! `SMOKE_EVENTS` as the local stack resolves them from `infra/platform.yaml`, invoking the
 //! real function binaries (against moto) through the local stack's runtime emulation.
 //!
 //! The local stack serves neither the Lambda Invoke API nor CodeDeploy, so the `Invoker` port

@@ -1,4 +1,4 @@
-//! The hook's configuration in `infra/template.yaml` is usable: `SMOKE_EVENTS` parses, gives
+//! The hook's configuration in `infra/platform.yaml` is usable: `SMOKE_EVENTS` parses, gives
 //! every guarded function an event, and the HTTP events are API Gateway v2 requests with
 //! JWT claims for a read route of that function.
 
@@ -8,7 +8,7 @@ use deploy_smoke::{
     smoke::{Kind, SmokeEvents},
 };
 
-const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
+const TEMPLATE: &str = include_str!("../../../infra/platform.yaml");
 
 /// The value of `SMOKE_EVENTS` as deployed for app `shop` (the `!Sub` resolved).
 fn smoke_events() -> Result<SmokeEvents, String> {

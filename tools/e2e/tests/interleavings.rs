@@ -187,7 +187,7 @@ enum Queue {
     Notify,
 }
 
-/// The queues the bus's rules deliver each event type to (as in infra/template.yaml).
+/// The queues the bus's rules deliver each event type to (as in the services' templates).
 fn routes(event_type: &str) -> &'static [Queue] {
     match event_type {
         "OrderPlaced" => &[Queue::Payments],

@@ -1,5 +1,5 @@
 //! The order → payment → notification saga end to end: the whole application from
-//! `infra/template.yaml` under the local runner (real function binaries, moto), driven over
+//! `infra/platform.yaml` and `services/*/template.yaml` under the local runner (real function binaries, moto), driven over
 //! HTTP like a client would. Each test starts its own stack (own resource-name prefix).
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use serde_json::Value;
 
-use crate::template::{Context, Resolver, Template};
+use crate::template::{Context, Resolver, Resource, Template};
 
 /// One function of the template, ready to run locally.
 #[derive(Debug, Clone)]
@@ -337,13 +337,49 @@ pub fn functions(
     Ok(out)
 }
 
-/// The HTTP API's authorizers (the first `AWS::Serverless::HttpApi`; SAM's implicit API has none).
+/// The HTTP API's authorizers: those of the first `AWS::Serverless::HttpApi` (SAM's implicit API
+/// has none) and every `AWS::ApiGatewayV2::Authorizer` (the platform's API, whose routes name
+/// their authorizer).
 pub fn http_api(template: &Template, ctx: &Context) -> anyhow::Result<HttpApiSpec> {
     let r = Resolver { template, ctx };
     let mut spec = HttpApiSpec::default();
-    let Some((_, res)) = template.of_kind("AWS::Serverless::HttpApi", ctx).next() else {
-        return Ok(spec);
-    };
+    if let Some((_, res)) = template.of_kind("AWS::Serverless::HttpApi", ctx).next() {
+        sam_http_api(&r, template, res, &mut spec)?;
+    }
+    // The platform's API: an AWS::ApiGatewayV2::Authorizer per JWT authorizer, named by the
+    // routes (their AuthorizerId) rather than a default.
+    for (name, a) in template.of_kind("AWS::ApiGatewayV2::Authorizer", ctx) {
+        let a = r.resolve(&a.properties)?;
+        if a.get("AuthorizerType").and_then(Value::as_str) != Some("JWT") {
+            continue;
+        }
+        let jwt = a.get("JwtConfiguration").cloned().unwrap_or(Value::Null);
+        spec.authorizers.insert(
+            name.clone(),
+            JwtAuthorizer {
+                issuer: jwt.get("Issuer").and_then(Value::as_str).map(str::to_owned),
+                audience: match jwt.get("Audience") {
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                    Some(Value::String(s)) => vec![s.clone()],
+                    _ => Vec::new(),
+                },
+            },
+        );
+    }
+    Ok(spec)
+}
+
+/// The authorizers of a SAM `HttpApi` (its `Auth`, with `Globals.HttpApi` merged).
+fn sam_http_api(
+    r: &Resolver<'_>,
+    template: &Template,
+    res: &Resource,
+    spec: &mut HttpApiSpec,
+) -> anyhow::Result<()> {
     let mut props = match template.globals.get("HttpApi") {
         Some(g) => r.resolve(g)?,
         None => Value::Null,
@@ -384,5 +420,5 @@ pub fn http_api(template: &Template, ctx: &Context) -> anyhow::Result<HttpApiSpe
             },
         );
     }
-    Ok(spec)
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! The local stack: runs the whole application from `infra/template.yaml` without Docker or an
+//! The local stack: runs the whole application from its templates (`infra/platform.yaml` and every
+//! `services/*/template.yaml`, read as one by [`stacks`]) without Docker or an
 //! AWS account — moto for DynamoDB (with streams), EventBridge and SQS; the real function
 //! binaries under an emulation of the Lambda Runtime API; the HTTP API with JWT validation;
 //! SQS and DynamoDB stream event source mappings.
@@ -19,6 +20,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod sqs;
 pub mod stack;
+pub mod stacks;
 pub mod streams;
 pub mod template;
 pub mod timeline;

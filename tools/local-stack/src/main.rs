@@ -11,7 +11,7 @@ use local_stack::{Options, Stack};
 #[derive(Debug, Parser)]
 #[command(
     name = "local-stack",
-    about = "Runs the application locally from infra/template.yaml"
+    about = "Runs the application locally from infra/platform.yaml and services/*/template.yaml"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -80,7 +80,7 @@ struct Common {
     /// Use this AWS endpoint (a running moto) instead of starting one.
     #[arg(long)]
     aws_endpoint: Option<String>,
-    /// Template (default infra/template.yaml).
+    /// One template to run (default: infra/platform.yaml and every services/*/template.yaml).
     #[arg(long)]
     template: Option<PathBuf>,
     /// Run release builds of the functions.

@@ -173,7 +173,7 @@ pub fn name_resources(
                     attr("Arn", ctx.arn("lambda", &format!("function:{name}")));
                     refs.insert(id.clone(), name);
                 }
-                "AWS::Serverless::HttpApi" => {
+                "AWS::Serverless::HttpApi" | "AWS::ApiGatewayV2::Api" => {
                     refs.insert(id.clone(), "local".to_owned());
                 }
                 "AWS::SNS::Topic" => {

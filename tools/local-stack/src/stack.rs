@@ -29,7 +29,8 @@ use crate::template::{Context, Template};
 pub struct Options {
     /// Workspace root (holds `Cargo.toml`, `infra/`, `.venv/`).
     pub root: PathBuf,
-    /// The SAM template; default `<root>/infra/template.yaml`.
+    /// One SAM template to run instead of the stacks (default: `<root>/infra/platform.yaml` and
+    /// every `<root>/services/*/template.yaml`, read as one by [`crate::stacks`]).
     pub template: Option<PathBuf>,
     /// An already running moto; default: start one from `./.venv`.
     pub aws_endpoint: Option<String>,
@@ -110,10 +111,19 @@ impl Options {
             .unwrap_or_else(|| self.root.join(".local/local-stack"))
     }
 
-    pub fn template_path(&self) -> PathBuf {
-        self.template
-            .clone()
-            .unwrap_or_else(|| self.root.join("infra/template.yaml"))
+    /// The template to run and the folder its relative `CodeUri`s start from: the one given, or
+    /// the platform and every service stack as one (their `CodeUri`s made absolute).
+    pub fn load_template(&self) -> anyhow::Result<(Template, PathBuf)> {
+        match &self.template {
+            Some(path) => {
+                let dir = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| self.root.clone());
+                Ok((Template::load(path)?, dir))
+            }
+            None => Ok((crate::stacks::load(&self.root)?, self.root.join("infra"))),
+        }
     }
 }
 
@@ -131,12 +141,7 @@ pub fn workspace_root(start: &Path) -> anyhow::Result<PathBuf> {
 /// The scopes the template's routes require (any one of a route's scopes lets a token in),
 /// in template order: what a dev token carries unless told otherwise.
 pub fn route_scopes(o: &Options) -> anyhow::Result<Vec<String>> {
-    let template_path = o.template_path();
-    let template = Template::load(&template_path)?;
-    let template_dir = template_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| o.root.clone());
+    let (template, template_dir) = o.load_template()?;
     let mut ctx = Context::new(&template, "local", &o.region, &o.parameters)?;
     resources::name_resources(&template, &mut ctx, o.prefix.as_deref())?;
     let mut scopes: Vec<String> = Vec::new();
@@ -201,12 +206,7 @@ impl Stack {
     /// Starts moto (unless given), provisions the template's resources, starts every function
     /// whose binary exists, serves the HTTP API and runs the event source mappings.
     pub async fn start(o: Options) -> anyhow::Result<Self> {
-        let template_path = o.template_path();
-        let template = Template::load(&template_path)?;
-        let template_dir = template_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| o.root.clone());
+        let (template, template_dir) = o.load_template()?;
         let stack_name = o.prefix.clone().unwrap_or_else(|| "local".to_owned());
         let mut ctx = Context::new(&template, &stack_name, &o.region, &o.parameters)?;
         resources::name_resources(&template, &mut ctx, o.prefix.as_deref())?;

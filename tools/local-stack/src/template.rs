@@ -1,5 +1,5 @@
-//! Reads `infra/template.yaml` (SAM) and resolves the CloudFormation intrinsics the local stack
-//! needs (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::If`, conditions, parameters …) against local values.
+//! Reads a SAM template (one stack's; [`crate::stacks`] joins the platform and the service stacks
+//! into one) and resolves the CloudFormation intrinsics the local stack needs (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::If`, conditions, parameters …) against local values.
 //!
 //! The YAML is first turned into JSON with short-form tags rewritten to their long form
 //! (`!Ref X` → `{"Ref": "X"}`, `!Sub s` → `{"Fn::Sub": s}`), then resolved by [`Resolver`].
@@ -19,7 +19,7 @@ pub struct Resource {
     pub metadata: Value,
 }
 
-/// The parsed template: parameters, conditions, mappings, globals and resources.
+/// The parsed template: parameters, conditions, mappings, globals, resources and outputs.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub parameters: Map<String, Value>,
@@ -27,6 +27,7 @@ pub struct Template {
     pub mappings: Map<String, Value>,
     pub globals: Map<String, Value>,
     pub resources: BTreeMap<String, Resource>,
+    pub outputs: Map<String, Value>,
 }
 
 impl Template {
@@ -52,6 +53,7 @@ impl Template {
         let conditions = take("Conditions");
         let mappings = take("Mappings");
         let globals = take("Globals");
+        let outputs = take("Outputs");
         let mut resources = BTreeMap::new();
         for (id, res) in take("Resources") {
             let kind = res
@@ -78,6 +80,7 @@ impl Template {
             mappings,
             globals,
             resources,
+            outputs,
         })
     }
 

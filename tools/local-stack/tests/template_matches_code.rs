@@ -14,6 +14,7 @@ use kit::http::Route;
 use local_stack::functions::{self, FunctionSpec};
 use local_stack::resources::name_resources;
 use local_stack::stack::workspace_root;
+use local_stack::stacks::{self, StackSource};
 use local_stack::template::{Context, Resolver, Template};
 use serde_json::Value;
 
@@ -40,14 +41,72 @@ fn root() -> PathBuf {
     workspace_root(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
+/// The texts of the platform and every service stack, changed as a test needs, read as one
+/// template by [`stacks::merge`].
+#[derive(Debug, Clone)]
+struct Stacks {
+    platform: StackSource,
+    services: Vec<StackSource>,
+}
+
+impl Stacks {
+    fn read() -> Self {
+        let (platform, services) = stacks::sources(&root()).unwrap();
+        Self { platform, services }
+    }
+
+    fn template(&self) -> Template {
+        stacks::merge(&self.platform, &self.services).unwrap()
+    }
+
+    fn all(&self) -> impl Iterator<Item = &StackSource> {
+        std::iter::once(&self.platform).chain(&self.services)
+    }
+
+    fn contains(&self, needle: &str) -> bool {
+        self.all().any(|s| s.text.contains(needle))
+    }
+
+    /// Each text changed by `change`.
+    fn map(&self, mut change: impl FnMut(&str) -> String) -> Self {
+        let mut out = self.clone();
+        for s in std::iter::once(&mut out.platform).chain(&mut out.services) {
+            s.text = change(&s.text);
+        }
+        out
+    }
+
+    fn replace(&self, from: &str, to: &str) -> Self {
+        self.map(|t| t.replace(from, to))
+    }
+
+    /// The first occurrence only, in the first stack that has it.
+    fn replace_first(&self, from: &str, to: &str) -> Self {
+        let mut done = false;
+        self.map(|t| {
+            if !done && t.contains(from) {
+                done = true;
+                t.replacen(from, to, 1)
+            } else {
+                t.to_owned()
+            }
+        })
+    }
+}
+
+impl PartialEq for Stacks {
+    fn eq(&self, other: &Self) -> bool {
+        self.all().map(|s| &s.text).eq(other.all().map(|s| &s.text))
+    }
+}
+
 /// The scopes the template's Cognito resource server defines (`<Identifier>/<ScopeName>`) and
 /// those the app client may request.
-fn cognito_scopes(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
-    let template = Template::parse(text).unwrap();
-    let mut ctx = Context::new(&template, "check", "us-east-1", &Default::default()).unwrap();
-    name_resources(&template, &mut ctx, None).unwrap();
+fn cognito_scopes(template: &Template) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut ctx = Context::new(template, "check", "us-east-1", &Default::default()).unwrap();
+    name_resources(template, &mut ctx, None).unwrap();
     let r = Resolver {
-        template: &template,
+        template,
         ctx: &ctx,
     };
     let properties = |kind: &str| -> Vec<Value> {
@@ -81,8 +140,8 @@ fn cognito_scopes(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
 
 /// Every route requires the customer scope its function is configured with; the configured
 /// scopes are the resource server's, and clients can obtain the customer scope.
-fn scope_problems(text: &str, fns: &[FunctionSpec]) -> Vec<String> {
-    let (defined, allowed) = cognito_scopes(text);
+fn scope_problems(template: &Template, fns: &[FunctionSpec]) -> Vec<String> {
+    let (defined, allowed) = cognito_scopes(template);
     let mut problems = Vec::new();
     for f in fns.iter().filter(|f| !f.routes.is_empty()) {
         let customer = f.env.get(kit::http::CUSTOMER_SCOPE_VAR);
@@ -131,18 +190,18 @@ fn scope_problems(text: &str, fns: &[FunctionSpec]) -> Vec<String> {
     problems
 }
 
-fn template_functions(text: &str) -> Vec<FunctionSpec> {
+fn template_functions(template: &Template) -> Vec<FunctionSpec> {
     let root = root();
-    let template = Template::parse(text).unwrap();
-    let mut ctx = Context::new(&template, "check", "us-east-1", &Default::default()).unwrap();
-    name_resources(&template, &mut ctx, None).unwrap();
-    functions::functions(&template, &ctx, &root, &root.join("infra")).unwrap()
+    let mut ctx = Context::new(template, "check", "us-east-1", &Default::default()).unwrap();
+    name_resources(template, &mut ctx, None).unwrap();
+    functions::functions(template, &ctx, &root, &root.join("infra")).unwrap()
 }
 
-/// Every disagreement between a template and the code.
-fn problems(text: &str) -> Vec<String> {
+/// Every disagreement between the stacks and the code.
+fn problems(stacks: &Stacks) -> Vec<String> {
     let root = root();
-    let fns = template_functions(text);
+    let template = stacks.template();
+    let fns = template_functions(&template);
     let mut problems = Vec::new();
 
     // Every service crate on disk is listed above (so a new one cannot escape the check).
@@ -163,7 +222,8 @@ fn problems(text: &str) -> Vec<String> {
         let dir = root.join("infra").join(uri);
         let bin = dir.join("src/bin").join(format!("{}.rs", f.binary));
         let main = dir.join("src/main.rs");
-        let in_services = uri.trim_start_matches("../").starts_with("services/");
+        let in_services = Path::new(uri).starts_with(root.join("services"))
+            || uri.trim_start_matches("../").starts_with("services/");
         if in_services && !bin.exists() {
             problems.push(format!(
                 "{}: {} does not exist",
@@ -232,21 +292,13 @@ fn problems(text: &str) -> Vec<String> {
             ));
         }
     }
-    problems.extend(scope_problems(text, &fns));
+    problems.extend(scope_problems(&template, &fns));
     problems
-}
-
-/// `infra/template.yaml`, or the file named by `TEMPLATE_UNDER_TEST` (to try a changed copy).
-fn template_text() -> String {
-    let path = std::env::var_os("TEMPLATE_UNDER_TEST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("infra/template.yaml"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 #[test]
 fn the_template_matches_the_code() {
-    let problems = problems(&template_text());
+    let problems = problems(&Stacks::read());
     assert!(
         problems.is_empty(),
         "template and code disagree:\n  {}",
@@ -269,8 +321,8 @@ const READ_HEADERS: &[&str] = &[
 ];
 
 /// What the HTTP API's CORS configuration misses of [`SENT_HEADERS`] and [`READ_HEADERS`].
-fn cors_problems(text: &str) -> Vec<String> {
-    let template = Template::parse(text).unwrap();
+fn cors_problems(stacks: &Stacks) -> Vec<String> {
+    let template = stacks.template();
     let mut ctx = Context::new(&template, "check", "us-east-1", &Default::default()).unwrap();
     name_resources(&template, &mut ctx, None).unwrap();
     let r = Resolver {
@@ -278,7 +330,10 @@ fn cors_problems(text: &str) -> Vec<String> {
         ctx: &ctx,
     };
     let mut problems = Vec::new();
-    for (id, api) in template.of_kind("AWS::Serverless::HttpApi", &ctx) {
+    let apis = template
+        .of_kind("AWS::Serverless::HttpApi", &ctx)
+        .chain(template.of_kind("AWS::ApiGatewayV2::Api", &ctx));
+    for (id, api) in apis {
         let cors = r.resolve(&api.properties).unwrap()["CorsConfiguration"].clone();
         let listed = |key: &str| -> BTreeSet<String> {
             cors[key]
@@ -304,13 +359,13 @@ fn cors_problems(text: &str) -> Vec<String> {
 
 #[test]
 fn a_browser_may_send_and_read_the_headers_the_api_uses() {
-    let problems = cors_problems(&template_text());
+    let problems = cors_problems(&Stacks::read());
     assert!(problems.is_empty(), "CORS: {}", problems.join("; "));
 }
 
 #[test]
 fn a_header_missing_from_the_cors_configuration_is_caught() {
-    let text = template_text();
+    let text = Stacks::read();
     let changed = text.replace("x-correlation-id, ", "");
     assert_ne!(changed, text, "the template lists x-correlation-id in CORS");
     let problems = cors_problems(&changed);
@@ -324,11 +379,11 @@ fn a_header_missing_from_the_cors_configuration_is_caught() {
 
 #[test]
 fn a_route_or_env_var_removed_from_the_template_is_caught() {
-    let text = template_text();
-    // Drop one HttpApi route (the `Path: /v1/orders/{id}/cancel` event) and one env var line.
+    let text = Stacks::read();
+    // Drop one route (`RouteKey: POST /v1/orders/{id}/cancel`) and one env var line.
     let without_route = text.replace(
-        "Path: /v1/orders/{id}/cancel",
-        "Path: /v1/orders/{id}/cancelled",
+        "RouteKey: POST /v1/orders/{id}/cancel",
+        "RouteKey: POST /v1/orders/{id}/cancelled",
     );
     assert_ne!(without_route, text, "the template has the cancel route");
     let p = problems(&without_route);
@@ -338,13 +393,21 @@ fn a_route_or_env_var_removed_from_the_template_is_caught() {
         "{p:?}"
     );
 
-    let mut lines: Vec<&str> = text.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| l.trim_start().starts_with("ORDERS_TABLE:"))
-        .expect("ORDERS_TABLE is set");
-    lines.remove(at);
-    let p = problems(&lines.join("\n"));
+    assert!(text.contains("ORDERS_TABLE:"), "ORDERS_TABLE is set");
+    let mut removed = false;
+    let without_var = text.map(|t| {
+        let mut lines: Vec<&str> = t.lines().collect();
+        if let Some(at) = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("ORDERS_TABLE:"))
+            .filter(|_| !removed)
+        {
+            lines.remove(at);
+            removed = true;
+        }
+        lines.join("\n")
+    });
+    let p = problems(&without_var);
     assert!(
         p.iter()
             .any(|m| m.contains("ORDERS_TABLE is read by its config but not set")),
@@ -354,13 +417,13 @@ fn a_route_or_env_var_removed_from_the_template_is_caught() {
 
 #[test]
 fn a_route_without_the_customer_scope_or_a_scope_the_pool_does_not_define_is_caught() {
-    let text = template_text();
+    let text = Stacks::read();
     let needle = "AuthorizationScopes: [!Sub \"${AppName}/orders\"]";
     assert!(
         text.contains(needle),
         "the routes require the customer scope"
     );
-    let without = text.replacen(needle, "AuthorizationScopes: []", 1);
+    let without = text.replace_first(needle, "AuthorizationScopes: []");
     let p = problems(&without);
     assert!(
         p.iter().any(|m| m.contains("requires []")),
@@ -390,7 +453,7 @@ fn a_route_without_the_customer_scope_or_a_scope_the_pool_does_not_define_is_cau
 
 #[test]
 fn every_function_with_an_event_names_a_real_binary() {
-    let fns = template_functions(&template_text());
+    let fns = template_functions(&Stacks::read().template());
     let by_binary: BTreeMap<&str, &FunctionSpec> =
         fns.iter().map(|f| (f.binary.as_str(), f)).collect();
     assert_eq!(by_binary.len(), fns.len(), "two functions share a binary");
@@ -541,7 +604,7 @@ fn retention_problems(template: &Template) -> Vec<String> {
 
 #[test]
 fn the_ttls_outlive_the_retention_periods_of_the_template() {
-    let template = Template::parse(&template_text()).unwrap();
+    let template = Stacks::read().template();
     let problems = retention_problems(&template);
     assert!(
         problems.is_empty(),
@@ -552,7 +615,7 @@ fn the_ttls_outlive_the_retention_periods_of_the_template() {
 
 #[test]
 fn a_longer_retention_in_the_template_is_caught() {
-    let template = Template::parse(&template_text()).unwrap();
+    let template = Stacks::read().template();
     let with_archive = |key: &str, value: i64| {
         let mut t = template.clone();
         t.parameters["EventArchiveRetentionDays"][key] = value.into();
@@ -566,16 +629,16 @@ fn a_longer_retention_in_the_template_is_caught() {
         "{p:?}"
     );
 
-    let older_records = template_text().replace(
+    let older_records = Stacks::read().replace(
         "MaximumRecordAgeInSeconds: 21600",
         "MaximumRecordAgeInSeconds: 604800",
     );
     assert_ne!(
         older_records,
-        template_text(),
+        Stacks::read(),
         "the template sets MaximumRecordAgeInSeconds"
     );
-    let p = retention_problems(&Template::parse(&older_records).unwrap());
+    let p = retention_problems(&older_records.template());
     assert!(
         p.iter().any(|m| m.contains("kit::outbox::TTL_SECONDS")),
         "{p:?}"
@@ -666,7 +729,7 @@ fn relay_alarm_problems(template: &Template) -> Vec<String> {
 
 #[test]
 fn no_relay_can_skip_an_event_without_an_alarm() {
-    let template = Template::parse(&template_text()).unwrap();
+    let template = Stacks::read().template();
     let problems = relay_alarm_problems(&template);
     assert!(
         problems.is_empty(),
@@ -743,7 +806,7 @@ fn customer_limit_problems(template: &Template) -> Vec<String> {
 
 #[test]
 fn the_customer_limits_come_from_parameters_with_the_codes_defaults() {
-    let template = Template::parse(&template_text()).unwrap();
+    let template = Stacks::read().template();
     let problems = customer_limit_problems(&template);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
@@ -806,7 +869,7 @@ const BATCHING_WINDOWS: &[(&str, &str)] = &[
 
 #[test]
 fn every_mapping_takes_its_batching_window_from_its_kinds_parameter_which_defaults_to_0() {
-    let template = Template::parse(&template_text()).unwrap();
+    let template = Stacks::read().template();
     let problems = batching_window_problems(&template);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 

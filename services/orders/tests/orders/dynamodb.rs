@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::helpers::order_body;
 
-/// The orders table's sparse index of PENDING orders, as in infra/template.yaml.
+/// The orders table's sparse index of PENDING orders, as in services/orders/template.yaml.
 pub const PENDING: testkit::Index = testkit::Index {
     name: orders::adapters::dynamodb::PENDING_INDEX,
     pk: orders::adapters::dynamodb::PENDING_PK,

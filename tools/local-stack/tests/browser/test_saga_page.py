@@ -3,7 +3,7 @@
 Run by tools/saga-page.sh, which starts the local stack; this script places an order with a
 dev token, waits until it is CONFIRMED and its notification is sent, opens
 /_local/?order=<id> and checks that the timeline draws every hop of the saga (the real
-functions of infra/template.yaml with the real event types of shared/kit/src/events.rs),
+functions of the service templates with the real event types of shared/kit/src/events.rs),
 that each hop shows its outcome, duration and trace id, and that the queue depth table is
 there; then that `local-stack trace <id>` prints the same saga. Saves a screenshot to
 .local/saga-page/saga-timeline.png (docs/img/saga-timeline.png with `--screenshot`, which
