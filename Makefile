@@ -1,6 +1,6 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda infra-check bench bench-check redrive load latency
+.PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda deploy infra-check bench bench-check redrive load latency
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ build-lambda: setup ## Build every function for Lambda (arm64, release) with car
 	.venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p orders -p payments -p notify -p deploy-smoke
+
+deploy: ## sam build + deploy of a stage: the platform, then every service (first install): make deploy STAGE=dev [STACKS="orders"]
+	$(if $(STAGE),,$(error usage: make deploy STAGE=dev|staging|prod [STACKS="platform orders ..."]))
+	bash infra/deploy.sh all $(STAGE) $(STACKS)
 
 infra-check: setup ## cfn-lint, cfn-guard, checkov and actionlint on infra/ and .github/
 	bash infra/check.sh

@@ -179,6 +179,8 @@ done
 check "runbooks: every alarm of the stacks has a docs/runbooks page naming it and a link to one of its headings" \
   "$venv/python" tools/check-runbooks.py --template "$out/union.cfn.json"
 check "runbooks: broken runbook links fail (infra/tools/fixtures/runbooks/broken-links.yaml)" runbook_links_fail
+check "deploy: which stacks a change deploys (infra/tools/changed_stacks.py, platform first)" \
+  "$venv/python" infra/tools/changed_stacks.py --self-check
 check "LICENSE is MIT-0, as Cargo.toml declares" \
   bash -c 'grep -qx "license = \"MIT-0\"" Cargo.toml && [ "$(head -n 1 LICENSE)" = "MIT No Attribution" ]'
 check "bash -n infra/*.sh" bash -c 'for f in infra/*.sh; do bash -n "$f" || exit 1; done'
