@@ -1,5 +1,10 @@
 # The commands the README names. `make help` lists them.
 .DEFAULT_GOAL := help
+# Every service is a folder of services/; with the shared outbox relay, the packages of the
+# deployed functions.
+SERVICES := $(notdir $(wildcard services/*))
+FUNCTION_PACKAGES := $(addprefix -p ,$(SERVICES) outbox-relay)
+
 .PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda deploy infra-check bench bench-check redrive load latency
 
 help: ## List the targets
@@ -44,7 +49,7 @@ trace: ## One order's saga as a timeline in the terminal, from the running `make
 build-lambda: setup ## Build every function for Lambda (arm64, release) with cargo-lambda
 	.venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p orders -p payments -p notify -p deploy-smoke
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES) -p deploy-smoke
 
 deploy: ## sam build + deploy of a stage: the platform, then every service (first install): make deploy STAGE=dev [STACKS="orders"]
 	$(if $(STAGE),,$(error usage: make deploy STAGE=dev|staging|prod [STACKS="platform orders ..."]))
@@ -66,12 +71,12 @@ load: ## Load test (Artillery) + lost-order check against the local stack, or BA
 bench-check: SETUP_ARGS = --light
 
 bench-check: setup ## CI's cold-start gate: release build, 5 runs, fails when a function breaks tools/coldstart-bench/budgets.yaml
-	cargo build --release -p orders -p payments -p notify -p baselines
+	cargo build --release $(FUNCTION_PACKAGES) -p baselines
 	cargo run -q -p coldstart-bench -- --runs 5 --no-python --budgets tools/coldstart-bench/budgets.yaml
 
 latency: ## Saga latency of sequential orders on the local stack (POST → terminal, → notification, p50/p95/p99): LATENCY_ORDERS=30 LATENCY_RATE=1
 	LOAD_MODE=sequential bash load-tests/run.sh
 
 bench: setup ## Cold-start bench: every function vs hello-world baselines and Python (RUNS=7) → target/bench/
-	cargo build --release -p orders -p payments -p notify -p baselines
+	cargo build --release $(FUNCTION_PACKAGES) -p baselines
 	cargo run -q -p coldstart-bench -- --runs $(or $(RUNS),7)

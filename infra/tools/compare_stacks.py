@@ -10,7 +10,7 @@ imports resolved), both offline with the same parameters, and prints what differ
 - routes of the HTTP API and the scopes each requires,
 - IAM actions (and resources) each function's role allows, and who may invoke each function.
 
-It exits 0 whatever it finds: the differences are for a reader (docs/adr/0011 lists them and why).
+It exits 0 whatever it finds: the differences are for a reader (docs/adr/0009 lists them and why).
 
     .venv/bin/python infra/tools/compare_stacks.py [--old-rev a5bd8f6] [--old-template path]
 """

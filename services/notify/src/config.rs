@@ -18,10 +18,7 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
         binary: "notify-events",
         vars: &[TABLE_VAR],
     },
-    FunctionEnv {
-        binary: "notify-relay",
-        vars: kit::relay::ENV_VARS,
-    },
+    kit::relay::FUNCTION,
 ];
 
 /// Settings of the HTTP and events functions: the notify table.

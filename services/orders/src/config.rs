@@ -45,10 +45,7 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
         binary: "orders-events",
         vars: &[TABLE_VAR],
     },
-    FunctionEnv {
-        binary: "orders-relay",
-        vars: kit::relay::ENV_VARS,
-    },
+    kit::relay::FUNCTION,
     FunctionEnv {
         binary: "orders-timeout",
         vars: &[TABLE_VAR, SAGA_TIMEOUT_VAR],

@@ -27,10 +27,7 @@ pub const FUNCTIONS: &[FunctionEnv] = &[
         binary: "payments-events",
         vars: &[TABLE_VAR, STAGE_VAR, PROVIDER_VAR, SIMULATOR_RECOVERED_VAR],
     },
-    FunctionEnv {
-        binary: "payments-relay",
-        vars: kit::relay::ENV_VARS,
-    },
+    kit::relay::FUNCTION,
 ];
 
 /// Settings of the HTTP function.

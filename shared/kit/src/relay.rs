@@ -22,19 +22,33 @@ use crate::{
     telemetry::{self, Step as _},
 };
 
-/// The variables a relay function reads.
-pub const ENV_VARS: &[&str] = &[BUS_VAR];
+/// The one relay binary (`shared/outbox-relay`) that publishes every service's outbox: a
+/// service has a relay by declaring [`FUNCTION`] and a relay function in its template.
+pub const BINARY: &str = "outbox-relay";
+/// The variable naming the service whose outbox a relay function publishes (its logs' and
+/// metrics' `service`).
+pub const SERVICE_VAR: &str = "SERVICE_NAME";
 const BUS_VAR: &str = "EVENT_BUS_NAME";
+/// The variables a relay function reads.
+pub const ENV_VARS: &[&str] = &[SERVICE_VAR, BUS_VAR];
+/// The relay function of a service with an outbox, for its `config::FUNCTIONS`.
+pub const FUNCTION: crate::config::FunctionEnv = crate::config::FunctionEnv {
+    binary: BINARY,
+    vars: ENV_VARS,
+};
 
 /// Settings of a relay function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// The service whose outbox it publishes, e.g. `orders`.
+    pub service: String,
     pub event_bus: String,
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         Ok(Config {
+            service: crate::config::required(SERVICE_VAR)?,
             event_bus: crate::config::required(BUS_VAR)?,
         })
     }

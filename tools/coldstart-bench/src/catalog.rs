@@ -74,6 +74,14 @@ const fn rust(name: &'static str, kind: Kind, event: EventKind) -> Function {
     }
 }
 
+/// A service's relay function: the shared `outbox-relay` binary on a stream of `source` events.
+const fn relay(name: &'static str, source: &'static str) -> Function {
+    Function {
+        program: Program::Binary("outbox-relay"),
+        ..rust(name, Kind::Runtime, EventKind::Stream { source })
+    }
+}
+
 /// Every function in run order: the event consumers of a service run before its HTTP function,
 /// so the HTTP function reads data they wrote.
 pub fn rust_functions() -> Vec<Function> {
@@ -83,31 +91,13 @@ pub fn rust_functions() -> Vec<Function> {
         rust("orders-events", Runtime, OrdersQueue),
         rust("orders-timeout", Runtime, Scheduled),
         rust("orders-http", Http, GetOrder),
-        rust(
-            "orders-relay",
-            Runtime,
-            Stream {
-                source: "shop.orders",
-            },
-        ),
+        relay("orders-relay", "shop.orders"),
         rust("payments-events", Runtime, PaymentsQueue),
         rust("payments-http", Http, GetPayment),
-        rust(
-            "payments-relay",
-            Runtime,
-            Stream {
-                source: "shop.payments",
-            },
-        ),
+        relay("payments-relay", "shop.payments"),
         rust("notify-events", Runtime, NotifyQueue),
         rust("notify-http", Http, ListNotifications),
-        rust(
-            "notify-relay",
-            Runtime,
-            Stream {
-                source: "shop.notify",
-            },
-        ),
+        relay("notify-relay", "shop.notify"),
         Function {
             baseline: true,
             ..rust("hello-runtime", Runtime, Hello)

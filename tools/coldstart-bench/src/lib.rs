@@ -132,7 +132,7 @@ fn launch(
             let program = options.bin_dir.join(bin);
             if !program.exists() {
                 bail!(
-                    "{} not built (cargo build --release -p orders -p payments -p notify -p baselines)",
+                    "{} not built (cargo build --release -p orders -p payments -p notify -p outbox-relay -p baselines, as make bench does)",
                     program.display()
                 );
             }

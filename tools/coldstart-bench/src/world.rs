@@ -35,16 +35,18 @@ pub struct World {
 }
 
 impl World {
-    /// The binaries of the template's functions that belong to a service (`services/*`).
+    /// The short names (`orders-relay`) of the template's functions that serve an event: every
+    /// function of a service (a deployment hook, which has none, is not one).
     pub fn service_functions(&self) -> Vec<String> {
         self.specs
             .values()
             .filter(|s| {
-                s.code_uri
-                    .as_deref()
-                    .is_some_and(|uri| uri.contains("services/"))
+                !(s.routes.is_empty()
+                    && s.sqs.is_empty()
+                    && s.streams.is_empty()
+                    && s.schedules.is_empty())
             })
-            .map(|s| s.binary.clone())
+            .map(|s| s.short_name.clone())
             .collect()
     }
 }
@@ -72,7 +74,7 @@ impl World {
         let specs: BTreeMap<String, FunctionSpec> =
             local_stack::functions::functions(&template, &ctx, root, &template_dir)?
                 .into_iter()
-                .map(|spec| (spec.binary.clone(), spec))
+                .map(|spec| (spec.short_name.clone(), spec))
                 .collect();
         let orders_table = specs
             .get("orders-http")
@@ -90,10 +92,10 @@ impl World {
         })
     }
 
-    /// The environment Lambda would give `binary` (its template variables, or those of
-    /// `orders-http` for a binary not in the template), pointed at moto.
-    pub fn env(&self, binary: &str) -> BTreeMap<String, String> {
-        let spec = self.specs.get(binary);
+    /// The environment Lambda would give `function` (its template variables, or those of
+    /// `orders-http` for a function not in the template, the baselines), pointed at moto.
+    pub fn env(&self, function: &str) -> BTreeMap<String, String> {
+        let spec = self.specs.get(function);
         let mut env = spec
             .or_else(|| self.specs.get("orders-http"))
             .map(|s| s.env.clone())
@@ -108,12 +110,12 @@ impl World {
         set("AWS_SECRET_ACCESS_KEY", "testing");
         set("AWS_SESSION_TOKEN", "testing");
         set("AWS_EC2_METADATA_DISABLED", "true");
-        set("AWS_LAMBDA_FUNCTION_NAME", binary);
+        set("AWS_LAMBDA_FUNCTION_NAME", function);
         set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128");
         set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST");
         set(
             "AWS_LAMBDA_LOG_GROUP_NAME",
-            &format!("/aws/lambda/{binary}"),
+            &format!("/aws/lambda/{function}"),
         );
         set("AWS_LAMBDA_LOG_STREAM_NAME", "bench");
         set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");

@@ -7,18 +7,8 @@ use std::process::Command;
 async fn every_function_reaches_next_and_answers_its_event() -> anyhow::Result<()> {
     let root = coldstart_bench::world::repo_root();
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--bins",
-            "-p",
-            "orders",
-            "-p",
-            "payments",
-            "-p",
-            "notify",
-            "-p",
-            "baselines",
-        ])
+        // The function binaries (the services', the shared outbox relay) and the baselines.
+        .args(["build", "--workspace", "--bins"])
         .current_dir(&root)
         .status()?;
     anyhow::ensure!(

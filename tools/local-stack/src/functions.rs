@@ -15,6 +15,10 @@ pub struct FunctionSpec {
     pub logical_id: String,
     /// Local function name (`AWS_LAMBDA_FUNCTION_NAME`).
     pub name: String,
+    /// The function's name without the app and stage (`FunctionName` less its
+    /// `${AppName}-${Stage}-`), e.g. `orders-relay`: unique in the template, unlike the binary
+    /// (every relay runs `outbox-relay`). The local stack names pools, logs and env files by it.
+    pub short_name: String,
     pub arn: String,
     /// The cargo binary (`BuildProperties.Binary`, else the logical id).
     pub binary: String,
@@ -111,8 +115,9 @@ fn truthy(v: Option<&Value>, default: bool) -> bool {
     }
 }
 
-/// Finds the package owning `binary`: `CodeUri`'s own `Cargo.toml` when it is a package,
-/// else the services crate with `src/bin/<binary>.rs`.
+/// Finds the package owning `binary`: `CodeUri`'s own `Cargo.toml` when it is a package
+/// with `src/bin/<binary>.rs` or, named `binary`, with `src/main.rs` (the shared
+/// `outbox-relay`), else the services crate with `src/bin/<binary>.rs`.
 fn find_package(
     root: &Path,
     template_dir: &Path,
@@ -127,15 +132,32 @@ fn find_package(
         candidates.extend(dir.filter_map(Result::ok).map(|e| e.path()));
     }
     candidates.into_iter().find_map(|dir| {
-        if !dir.join("src/bin").join(format!("{binary}.rs")).exists() {
-            return None;
-        }
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
-        manifest.lines().find_map(|l| {
+        let package = manifest.lines().find_map(|l| {
             let l = l.trim();
             let rest = l.strip_prefix("name")?.trim_start().strip_prefix('=')?;
             Some(rest.trim().trim_matches('"').to_owned())
-        })
+        })?;
+        let own_bin = dir.join("src/bin").join(format!("{binary}.rs")).exists();
+        let main = package == binary && dir.join("src/main.rs").exists();
+        (own_bin || main).then_some(package)
+    })
+}
+
+/// `name` (a resolved `FunctionName`) from after its `<AppName>-<Stage>-` (which a deployment
+/// hook's `CodeDeployHook_` precedes).
+fn short_name(name: Option<&str>, ctx: &Context) -> Option<String> {
+    let param = |n: &str| {
+        ctx.params
+            .get(n)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let prefix = format!("{}-{}-", param("AppName"), param("Stage"));
+    let name = name?;
+    Some(match name.find(&prefix) {
+        Some(at) => name[at + prefix.len()..].to_owned(),
+        None => name.to_owned(),
     })
 }
 
@@ -174,9 +196,12 @@ pub fn functions(
                     .collect()
             })
             .unwrap_or_default();
+        let short_name = short_name(p.get("FunctionName").and_then(Value::as_str), ctx)
+            .unwrap_or_else(|| binary.clone());
         let mut spec = FunctionSpec {
             logical_id: id.clone(),
             name: ctx.refs.get(id).cloned().unwrap_or_else(|| id.clone()),
+            short_name,
             arn: ctx
                 .attrs
                 .get(&(id.clone(), "Arn".into()))

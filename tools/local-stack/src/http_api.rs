@@ -519,6 +519,7 @@ mod tests {
         let spec = crate::functions::FunctionSpec {
             logical_id: "F".into(),
             name: "f".into(),
+            short_name: "f".into(),
             arn: "arn:f".into(),
             binary: "f".into(),
             package: None,

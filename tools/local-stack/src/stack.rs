@@ -47,9 +47,9 @@ pub struct Options {
     pub release: bool,
     /// Build the function binaries first.
     pub build: bool,
-    /// Run only these functions (binary names or logical ids); empty = all.
+    /// Run only these functions (short names such as `orders-relay`, or logical ids); empty = all.
     pub only: Vec<String>,
-    /// Extra environment per function (binary name or logical id).
+    /// Extra environment per function (short name or logical id).
     pub extra_env: BTreeMap<String, BTreeMap<String, String>>,
     /// Overrides every queue's `VisibilityTimeout` (tests use a short one).
     pub visibility_timeout: Option<u32>,
@@ -173,7 +173,7 @@ pub struct Stack {
     pub api_url: String,
     pub moto_endpoint: String,
     pub resources: Resources,
-    /// Function pools by binary name.
+    /// Function pools by short name (`orders-relay`).
     pub functions: BTreeMap<String, Arc<FunctionPool>>,
     /// Template functions that were not started (binary missing or not selected).
     pub skipped: Vec<String>,
@@ -223,7 +223,9 @@ impl Stack {
             if o.only.is_empty() {
                 has_events
             } else {
-                o.only.iter().any(|n| n == &f.binary || n == &f.logical_id)
+                o.only
+                    .iter()
+                    .any(|n| n == &f.short_name || n == &f.logical_id)
             }
         };
         let mut skipped = Vec::new();
@@ -315,11 +317,11 @@ impl Stack {
             let env = function_env(&spec, &function_endpoint, &o.region);
             write_env_file(&state, o.prefix.as_deref(), &spec, &env)?;
             let limit = spec.reserved_concurrency.unwrap_or(o.max_concurrency);
-            let log_file = log_dir.join(format!("{}.log", spec.binary));
-            let binary = spec.binary.clone();
+            let log_file = log_dir.join(format!("{}.log", spec.short_name));
+            let key = spec.short_name.clone();
             let extra = o
                 .extra_env
-                .get(&spec.binary)
+                .get(&spec.short_name)
                 .or_else(|| o.extra_env.get(&spec.logical_id))
                 .cloned()
                 .unwrap_or_default();
@@ -334,7 +336,7 @@ impl Stack {
                 limit,
             );
             pool.set_env(extra);
-            pools.insert(binary, Arc::new(pool));
+            pools.insert(key, Arc::new(pool));
         }
         let warmups = pools.values().map(|p| p.warm());
         for r in futures::future::join_all(warmups).await {
@@ -532,7 +534,7 @@ impl Stack {
         }
     }
 
-    /// The pool of a function by binary name or logical id.
+    /// The pool of a function by short name (`orders-relay`), logical id or local name.
     pub fn function(&self, name: &str) -> anyhow::Result<&Arc<FunctionPool>> {
         self.functions
             .get(name)
@@ -649,7 +651,7 @@ fn function_env(spec: &FunctionSpec, endpoint: &str, region: &str) -> BTreeMap<S
     env
 }
 
-/// Writes `<state>/env/<binary>.env` (the template's variables and the moto endpoint), so that
+/// Writes `<state>/env/<short name>.env` (the template's variables and the moto endpoint), so that
 /// `cargo lambda watch --env-file …` runs one function against the running stack.
 fn write_env_file(
     state: &Path,
@@ -664,7 +666,7 @@ fn write_env_file(
         .filter(|(k, _)| !k.starts_with("AWS_LAMBDA_") && !k.starts_with('_'))
         .map(|(k, v)| format!("{k}={v}\n"))
         .collect();
-    std::fs::write(dir.join(format!("{}.env", spec.binary)), text)?;
+    std::fs::write(dir.join(format!("{}.env", spec.short_name)), text)?;
     Ok(())
 }
 

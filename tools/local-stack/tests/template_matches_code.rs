@@ -248,6 +248,7 @@ fn problems(stacks: &Stacks) -> Vec<String> {
                 f.code_uri
                     .as_deref()
                     .is_some_and(|u| u.ends_with(&format!("services/{service}")))
+                    || f.env.get(kit::relay::SERVICE_VAR).map(String::as_str) == Some(*service)
             })
             .collect();
         for env in *envs {
@@ -454,9 +455,9 @@ fn a_route_without_the_customer_scope_or_a_scope_the_pool_does_not_define_is_cau
 #[test]
 fn every_function_with_an_event_names_a_real_binary() {
     let fns = template_functions(&Stacks::read().template());
-    let by_binary: BTreeMap<&str, &FunctionSpec> =
-        fns.iter().map(|f| (f.binary.as_str(), f)).collect();
-    assert_eq!(by_binary.len(), fns.len(), "two functions share a binary");
+    let by_name: BTreeMap<&str, &FunctionSpec> =
+        fns.iter().map(|f| (f.short_name.as_str(), f)).collect();
+    assert_eq!(by_name.len(), fns.len(), "two functions share a short name");
     for f in fns
         .iter()
         .filter(|f| !(f.routes.is_empty() && f.sqs.is_empty() && f.streams.is_empty()))
@@ -466,6 +467,38 @@ fn every_function_with_an_event_names_a_real_binary() {
             "{} ({}) has no crate with that binary",
             f.logical_id,
             f.binary
+        );
+    }
+}
+
+/// Every service's outbox is published by the one shared relay binary, told its service by
+/// `SERVICE_NAME`: a relay is configuration of a service, not code it copies.
+#[test]
+fn every_outbox_relay_is_the_shared_binary_named_for_its_service() {
+    let fns = template_functions(&Stacks::read().template());
+    let relays: Vec<&FunctionSpec> = fns.iter().filter(|f| !f.streams.is_empty()).collect();
+    assert!(
+        !relays.is_empty(),
+        "no stream-triggered function in the template"
+    );
+    for f in relays {
+        assert_eq!(
+            f.binary,
+            kit::relay::BINARY,
+            "{} is built from a binary of its own",
+            f.logical_id
+        );
+        let service = f.env.get(kit::relay::SERVICE_VAR).unwrap_or_else(|| {
+            panic!(
+                "{} does not say whose outbox it relays (SERVICE_NAME)",
+                f.logical_id
+            )
+        });
+        assert!(
+            f.name.ends_with(&format!("-{service}-relay")),
+            "{} ({}) relays the outbox of {service}",
+            f.logical_id,
+            f.name
         );
     }
 }
@@ -711,9 +744,14 @@ fn relay_alarm_problems(template: &Template) -> Vec<String> {
         ) {
             problems.push(format!("{id}: no IteratorAge alarm"));
         }
-        let service = function.properties["CodeUri"]
-            .as_str()
-            .and_then(|uri| uri.rsplit('/').next())
+        // The relay's metrics carry the service it is told (`SERVICE_NAME`) as `service`.
+        let service = function
+            .properties
+            .pointer(&format!(
+                "/Environment/Variables/{}",
+                kit::relay::SERVICE_VAR
+            ))
+            .and_then(Value::as_str)
             .unwrap_or_default();
         if !has_alarm(
             kit::metrics::NAMESPACE,

@@ -114,3 +114,25 @@ async fn a_relay_that_cannot_publish_is_retried_then_its_batch_goes_to_the_on_fa
         "nothing was published"
     );
 }
+
+/// Every relay function runs the one `outbox-relay` binary: the local stack keeps one pool,
+/// log and environment per function, each told its own service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relays_of_two_services_share_a_binary_yet_run_as_two_functions() {
+    let stack =
+        spawn_stack(|o| o.only = vec!["orders-relay".into(), "payments-relay".into()]).await;
+    for service in ["orders", "payments"] {
+        let relay = stack.function(&format!("{service}-relay")).unwrap();
+        assert_eq!(relay.spec().binary, "outbox-relay");
+        assert_eq!(
+            relay.spec().env.get("SERVICE_NAME").map(String::as_str),
+            Some(service),
+            "{service}-relay runs with another service's environment"
+        );
+        assert!(
+            relay.log_file().ends_with(format!("{service}-relay.log")),
+            "{service}-relay logs to {}",
+            relay.log_file().display()
+        );
+    }
+}
