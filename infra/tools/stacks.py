@@ -10,7 +10,9 @@ stacks, `Location` a local path that `sam package` uploads). This module:
 - expands its modules in place (`expand_modules`): each nested stack's resources join the parent as
   `<Instance><Resource>` (the module instance `OrdersHttp` with its `ErrorsAlarm` gives
   `OrdersHttpErrorsAlarm`), its parameters and conditions resolved, `!GetAtt <Instance>.Outputs.X`
-  replaced by what the output is,
+  replaced by what the output is; a module parameter the parent does not pass stays a `Ref` and
+  joins the parent's parameters with its default (the module's own setting, e.g. the inbox's
+  `QueueAgeThresholdSeconds`: one default for every service),
 - and joins the platform and the services into one template (`union`), every
   `Fn::ImportValue` of a platform export `<AppName>-<Stage>-<Output>` replaced by that output's
   value (`{"Ref": "AlarmTopic"}`), so the union reads like the one template the stacks replaced.
@@ -146,8 +148,13 @@ class _Inliner:
         self.instance = instance
         self.module = module
         self.params = {}
+        # The module's own settings (parameters with a default the parent does not pass).
+        self.declared = {}
         for name, decl in module.get("Parameters", {}).items():
-            value = given.get(name, decl.get("Default"))
+            value = given.get(name)
+            if value is None and "Default" in decl:
+                self.declared[name] = decl
+                value = {"Ref": name}
             if value is None:
                 raise Unresolved(f"{instance}: module parameter {name} has no value")
             if decl.get("Type") == "CommaDelimitedList":
@@ -282,6 +289,12 @@ def expand_modules(cfn: dict, base: Path) -> dict:
                     raise Unresolved(f"{rid}: the module's {new_id} is already a resource of the parent")
                 cfn["Resources"][new_id] = resource
             outputs.update({(rid, f"Outputs.{name}"): value for name, value in inliner.outputs_out().items()})
+            for name, decl in inliner.declared.items():
+                have = cfn.setdefault("Parameters", {}).get(name)
+                if have is not None and have.get("Default") != decl.get("Default"):
+                    raise Unresolved(f"{rid}: module parameter {name} defaults to {decl.get('Default')!r}, "
+                                     f"the stack's to {have.get('Default')!r}")
+                cfn["Parameters"].setdefault(name, decl)
         cfn["Resources"] = _replace_outputs(cfn["Resources"], outputs)
         cfn["Outputs"] = _replace_outputs(cfn.get("Outputs", {}), outputs)
 

@@ -4,7 +4,9 @@
 //! - a service's modules (`AWS::Serverless::Application` with a local `Location`, e.g.
 //!   `infra/modules/inbox.yaml`) are expanded in place: the module's resources join the service as
 //!   `<Instance><Resource>` (instance `Orders` + `Queue` = `OrdersQueue`), its parameters and
-//!   conditions resolved, and `!GetAtt <Instance>.Outputs.X` replaced by what the output is;
+//!   conditions resolved, and `!GetAtt <Instance>.Outputs.X` replaced by what the output is; a
+//!   module parameter the service does not pass stays a `Ref` and joins the template's
+//!   parameters with the module's default (so `--param QueueVisibilityTimeout=10` reaches it);
 //! - each stack's SAM `Globals.Function` is merged into its own functions, and a function's
 //!   local `CodeUri` made absolute (each stack has its own folder);
 //! - a service's `Fn::ImportValue` of a platform export (`${AppName}-${Stage}-<Output>`) is
@@ -236,6 +238,17 @@ fn expand_modules(template: &mut Template, dir: &Path) -> anyhow::Result<()> {
             for (name, value) in inliner.outputs()? {
                 outputs.insert((id.clone(), format!("Outputs.{name}")), value);
             }
+            for (name, decl) in &inliner.declared {
+                if let Some(have) = template.parameters.get(name)
+                    && have.get("Default") != decl.get("Default")
+                {
+                    bail!("module {id}: parameter {name} has another default in the stack");
+                }
+                template
+                    .parameters
+                    .entry(name.clone())
+                    .or_insert_with(|| decl.clone());
+            }
         }
         for res in template.resources.values_mut() {
             res.properties = replace_outputs(&res.properties, &outputs);
@@ -276,6 +289,8 @@ struct Inliner<'a> {
     module: &'a Template,
     params: HashMap<String, Value>,
     conditions: HashMap<String, bool>,
+    /// The module's own settings: parameters with a default the stack does not pass.
+    declared: Map<String, Value>,
 }
 
 fn literal_text(v: &Value) -> Option<String> {
@@ -294,12 +309,16 @@ impl<'a> Inliner<'a> {
         given: &Map<String, Value>,
     ) -> anyhow::Result<Self> {
         let mut params = HashMap::new();
+        let mut declared = Map::new();
         for (name, decl) in &module.parameters {
-            let mut value = given
-                .get(name)
-                .or_else(|| decl.get("Default"))
-                .cloned()
-                .ok_or_else(|| anyhow!("module parameter {name} has no value"))?;
+            let mut value = match (given.get(name), decl.get("Default")) {
+                (Some(v), _) => v.clone(),
+                (None, Some(_)) => {
+                    declared.insert(name.clone(), decl.clone());
+                    serde_json::json!({ "Ref": name })
+                }
+                (None, None) => bail!("module parameter {name} has no value"),
+            };
             if decl.get("Type").and_then(Value::as_str) == Some("CommaDelimitedList") {
                 value = match value {
                     Value::String(s) => Value::Array(
@@ -325,6 +344,7 @@ impl<'a> Inliner<'a> {
             module,
             params,
             conditions: HashMap::new(),
+            declared,
         };
         let mut pending: Vec<&String> = module.conditions.keys().collect();
         for _ in 0..=pending.len() {
@@ -721,6 +741,12 @@ mod tests {
             t.resources["NotifyRule"].properties["EventPattern"]["source"],
             serde_json::json!(["shop.orders", "shop.payments"])
         );
+        // A module's own setting stays a parameter (with the module's default) the stack may set.
+        assert_eq!(
+            t.resources["OrdersQueue"].properties["VisibilityTimeout"],
+            serde_json::json!({"Ref": "QueueVisibilityTimeout"})
+        );
+        assert_eq!(t.parameters["QueueVisibilityTimeout"]["Default"], 120);
         // A relay reads its DLQ's ARN from the module's output.
         let relay = &t.resources["OrdersRelayFunction"].properties;
         assert_eq!(
