@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Which stacks a change must deploy, in deployment order: the platform first, then services.
 
-A stack is deployed when a file it is built from changed (git diff BASE..HEAD):
+A stack is deployed when a file it is built from changed since BASE, the last deployed commit
+(git diff BASE...HEAD: every commit since, not only the last one):
 
 - platform (infra/platform.yaml): the template, a module (infra/modules/), its function
-  (tools/deploy-smoke/), the shared crates it links (shared/), Cargo.lock, infra/samconfig.toml;
+  (tools/deploy-smoke/), the shared crates it links (shared/), the workspace's build files
+  (Cargo.toml, Cargo.lock, rust-toolchain.toml), infra/samconfig.toml;
 - a service (services/<name>/template.yaml, found): its folder, a module, the shared crates,
-  Cargo.lock, infra/samconfig.toml.
+  the workspace's build files, infra/samconfig.toml.
 
-Anything else (docs, tests of tools, other tools) deploys nothing.
+Anything else (docs, tests of tools, other tools) deploys nothing. A BASE this clone does not
+know (its history not fetched, or nothing deployed yet) deploys every stack.
 
     .venv/bin/python infra/tools/changed_stacks.py BASE [HEAD]   # prints e.g. "platform orders"
     .venv/bin/python infra/tools/changed_stacks.py --all          # every stack
@@ -21,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # What every stack is built from besides its own folder.
-SHARED = ("infra/modules/", "shared/", "Cargo.lock", "infra/samconfig.toml")
+SHARED = ("infra/modules/", "shared/", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "infra/samconfig.toml")
 PLATFORM = ("infra/platform.yaml", "tools/deploy-smoke/")
 
 
@@ -72,7 +75,13 @@ def main(argv: list) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     base, head = argv[0], argv[1] if len(argv) == 2 else "HEAD"
-    changed = subprocess.run(["git", "diff", "--name-only", f"{base}..{head}"], cwd=ROOT,
+    known = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
+                           cwd=ROOT, capture_output=True, text=True)
+    if known.returncode != 0:
+        print(f"changed_stacks: {base} is not a commit of this clone: every stack", file=sys.stderr)
+        print(" ".join(["platform", *names]))
+        return 0
+    changed = subprocess.run(["git", "diff", "--name-only", f"{base}...{head}"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout.split()
     print(" ".join(stacks_for(changed, names)))
     return 0
