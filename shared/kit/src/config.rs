@@ -3,7 +3,7 @@
 //! Every service declares, per function binary, which variables its config reads
 //! ([`FunctionEnv`]); a test checks that list against `infra/template.yaml`.
 
-use std::{env, str::FromStr, time::Duration};
+use std::{env, path::PathBuf, str::FromStr, time::Duration};
 
 /// The environment variables one function binary reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,10 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 /// The ceiling of one backoff.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// The variable naming a PEM file of CAs the HTTPS client trusts besides the Amazon roots (the
+/// name the other AWS SDKs and the CLI read), e.g. a local TLS endpoint's CA.
+pub const CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
+
 /// The AWS SDK configuration for this process: region and credentials from the Lambda
 /// environment, and the standard `AWS_ENDPOINT_URL` override (used locally for moto). Every
 /// client built from it has explicit timeouts ([`CONNECT_TIMEOUT`],
@@ -102,12 +106,24 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The HTTPS client is the SDK's default one (rustls with aws-lc, proxy from the environment)
 /// but trusts the Amazon Trust Services roots that every AWS endpoint chains to, instead of
 /// loading the system store: reading and parsing ~140 system roots was ~4.5 ms of a ~8 ms
-/// init (docs/performance.md). The system roots are added back when an `AWS_ENDPOINT_URL*`
-/// points at a non-AWS HTTPS endpoint.
+/// init (docs/performance.md). A CA bundle named by [`CA_BUNDLE_VAR`] is trusted besides them
+/// (and the system roots are still not loaded); without one, the system roots are added back
+/// when an `AWS_ENDPOINT_URL*` points at a non-AWS HTTPS endpoint. A bundle that cannot be used
+/// is logged as a warning and left out.
 pub async fn aws() -> aws_config::SdkConfig {
     let loader =
         with_timeouts_and_retries(aws_config::defaults(aws_config::BehaviorVersion::latest()));
-    let loader = match tls_context(needs_native_roots(std::env::vars())) {
+    let roots = match roots(trust(std::env::vars())) {
+        Ok(roots) => roots,
+        Err(e) => {
+            tracing::warn!(error = %e, "{CA_BUNDLE_VAR} not used");
+            roots(trust(
+                std::env::vars().filter(|(name, _)| name != CA_BUNDLE_VAR),
+            ))
+            .unwrap_or_default()
+        }
+    };
+    let loader = match tls_context(&roots) {
         Ok(context) => with_https_client(loader, context),
         Err(e) => {
             tracing::warn!(error = %e, "custom trust store unusable: using the SDK's default HTTPS client");
@@ -140,25 +156,107 @@ fn with_timeouts_and_retries(loader: aws_config::ConfigLoader) -> aws_config::Co
 /// <https://www.amazontrust.com/repository/>.
 const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("amazon-trust-services-roots.pem");
 
-/// Whether an endpoint override points at a non-AWS HTTPS endpoint, whose certificate may chain
-/// to any root of the system store.
-fn needs_native_roots(vars: impl IntoIterator<Item = (String, String)>) -> bool {
-    vars.into_iter().any(|(name, value)| {
-        name.starts_with("AWS_ENDPOINT_URL")
-            && value.trim().to_ascii_lowercase().starts_with("https://")
-            && !value.contains(".amazonaws.com")
-            && !value.contains(".api.aws")
-    })
+/// Which roots the HTTPS client trusts, besides the Amazon ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Trust {
+    /// Only the Amazon roots: AWS endpoints, and plain-HTTP overrides such as moto's.
+    Amazon,
+    /// The system roots too: an `AWS_ENDPOINT_URL*` at a non-AWS HTTPS endpoint, whose
+    /// certificate may chain to any of them.
+    System,
+    /// The CAs of this PEM file ([`CA_BUNDLE_VAR`]), and not the system roots.
+    Bundle(PathBuf),
 }
 
-/// The Amazon roots, plus the system's when `native_roots`.
+/// The trust the environment `vars` asks for.
+fn trust(vars: impl IntoIterator<Item = (String, String)>) -> Trust {
+    let mut native = false;
+    for (name, value) in vars {
+        if name == CA_BUNDLE_VAR && !value.trim().is_empty() {
+            return Trust::Bundle(PathBuf::from(value.trim()));
+        }
+        native |= name.starts_with("AWS_ENDPOINT_URL")
+            && value.trim().to_ascii_lowercase().starts_with("https://")
+            && !value.contains(".amazonaws.com")
+            && !value.contains(".api.aws");
+    }
+    if native { Trust::System } else { Trust::Amazon }
+}
+
+/// A CA bundle that cannot be trusted; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CaBundleError {
+    #[error("cannot read the CA bundle {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the CA bundle {path} holds no PEM certificate")]
+    Empty { path: PathBuf },
+    #[error("the CA bundle {path} holds a certificate that is not a usable root: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The certificates the trust store gets: the Amazon roots, plus a bundle's.
+#[derive(Debug, Clone, Default)]
+struct Roots {
+    native: bool,
+    bundle: Option<Vec<u8>>,
+}
+
+/// The roots of `trust`, reading and checking its bundle (the SDK's client panics on a
+/// certificate it cannot parse, so a bad one must not reach it).
+fn roots(trust: Trust) -> Result<Roots, CaBundleError> {
+    match trust {
+        Trust::Amazon => Ok(Roots::default()),
+        Trust::System => Ok(Roots {
+            native: true,
+            bundle: None,
+        }),
+        Trust::Bundle(path) => {
+            let pem = std::fs::read(&path).map_err(|source| CaBundleError::Unreadable {
+                path: path.clone(),
+                source,
+            })?;
+            check_bundle(&pem).map_err(|reason| match reason {
+                None => CaBundleError::Empty { path: path.clone() },
+                Some(reason) => CaBundleError::Invalid {
+                    path: path.clone(),
+                    reason,
+                },
+            })?;
+            Ok(Roots {
+                native: false,
+                bundle: Some(pem),
+            })
+        }
+    }
+}
+
+/// `Ok` when `pem` holds at least one certificate and every one is a usable root; `Err(None)`
+/// when it holds none, `Err(Some(reason))` when one is not usable.
+fn check_bundle(pem: &[u8]) -> Result<(), Option<String>> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject as _};
+    let mut store = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| Some(format!("{e:?}")))?;
+        store.add(cert).map_err(|e| Some(e.to_string()))?;
+    }
+    if store.is_empty() { Err(None) } else { Ok(()) }
+}
+
+/// The Amazon roots, plus the system's or a bundle's as `roots` says.
 fn tls_context(
-    native_roots: bool,
+    roots: &Roots,
 ) -> Result<aws_smithy_http_client::tls::TlsContext, aws_smithy_http_client::HttpClientError> {
     use aws_smithy_http_client::tls::{TlsContext, TrustStore};
-    let trust = TrustStore::empty()
-        .with_native_roots(native_roots)
+    let mut trust = TrustStore::empty()
+        .with_native_roots(roots.native)
         .with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+    if let Some(bundle) = &roots.bundle {
+        trust = trust.with_pem_certificate(bundle.clone());
+    }
     TlsContext::builder().with_trust_store(trust).build()
 }
 
@@ -205,22 +303,88 @@ mod tests {
         );
     }
 
+    fn var(k: &str, v: &str) -> (String, String) {
+        (k.to_owned(), v.to_owned())
+    }
+
     #[test]
     fn aws_endpoints_and_local_http_endpoints_need_only_the_amazon_roots() {
-        let var = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        assert!(!needs_native_roots([var(
-            "AWS_ENDPOINT_URL",
-            "http://127.0.0.1:5000"
-        )]));
-        assert!(!needs_native_roots([var(
-            "AWS_ENDPOINT_URL_DYNAMODB",
-            "https://dynamodb.eu-west-1.amazonaws.com"
-        )]));
-        assert!(!needs_native_roots([var("HOME", "https://example.com")]));
-        assert!(needs_native_roots([var(
-            "AWS_ENDPOINT_URL",
-            "https://localstack.internal:4566"
-        )]));
+        assert_eq!(
+            trust([var("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]),
+            Trust::Amazon
+        );
+        assert_eq!(
+            trust([var(
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                "https://dynamodb.eu-west-1.amazonaws.com"
+            )]),
+            Trust::Amazon
+        );
+        assert_eq!(trust([var("HOME", "https://example.com")]), Trust::Amazon);
+        assert_eq!(
+            trust([var("AWS_ENDPOINT_URL", "https://localstack.internal:4566")]),
+            Trust::System
+        );
+    }
+
+    #[test]
+    fn a_ca_bundle_replaces_the_system_roots_for_a_local_https_endpoint() {
+        assert_eq!(
+            trust([
+                var("AWS_ENDPOINT_URL", "https://127.0.0.1:8443"),
+                var("AWS_CA_BUNDLE", "/tmp/local-ca.pem"),
+            ]),
+            Trust::Bundle(PathBuf::from("/tmp/local-ca.pem")),
+            "with AWS_CA_BUNDLE the system roots are not loaded"
+        );
+        assert_eq!(
+            trust([var("AWS_CA_BUNDLE", " ")]),
+            Trust::Amazon,
+            "an empty AWS_CA_BUNDLE counts as unset"
+        );
+    }
+
+    /// A file in the system temp directory, unique to the test, holding `contents`.
+    fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("kit-{}-{name}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_readable_ca_bundle_is_trusted_without_the_system_roots() {
+        let path = temp_file("ca.pem", AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+        let roots = roots(Trust::Bundle(path.clone())).unwrap();
+        assert!(!roots.native);
+        assert_eq!(
+            roots.bundle.as_deref(),
+            Some(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
+        );
+        assert!(tls_context(&roots).is_ok());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_ca_bundle_is_an_error_that_names_the_file() {
+        let missing = PathBuf::from("/surely/not/here/ca.pem");
+        let err = roots(Trust::Bundle(missing)).unwrap_err();
+        assert!(matches!(err, CaBundleError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("/surely/not/here/ca.pem"));
+
+        let empty = temp_file("empty.pem", b"no certificate here\n");
+        let err = roots(Trust::Bundle(empty.clone())).unwrap_err();
+        assert!(matches!(err, CaBundleError::Empty { .. }), "{err}");
+
+        let garbage = temp_file(
+            "garbage.pem",
+            b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        );
+        let err = roots(Trust::Bundle(garbage.clone())).unwrap_err();
+        assert!(matches!(err, CaBundleError::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("garbage.pem"));
+        for path in [empty, garbage] {
+            std::fs::remove_file(path).unwrap();
+        }
     }
 
     #[test]
@@ -231,7 +395,8 @@ mod tests {
                 .count(),
             5
         );
-        assert!(tls_context(false).is_ok());
+        assert_eq!(check_bundle(AMAZON_TRUST_SERVICES_ROOTS.as_bytes()), Ok(()));
+        assert!(tls_context(&Roots::default()).is_ok());
     }
 
     #[tokio::test]

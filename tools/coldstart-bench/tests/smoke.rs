@@ -34,6 +34,8 @@ async fn every_function_reaches_next_and_answers_its_event() -> anyhow::Result<(
         python: false,
         only: Vec::new(),
         extra_env: Vec::new(),
+        tls: false,
+        initialization_type: "on-demand".into(),
         log_dir: target
             .join("bench-smoke")
             .join(uuid::Uuid::new_v4().to_string()),
@@ -43,7 +45,7 @@ async fn every_function_reaches_next_and_answers_its_event() -> anyhow::Result<(
     assert!(errors.is_empty(), "failed runs:\n{}", errors.join("\n"));
     // Every function of the template's services is in the catalog, and nothing else but
     // the two baselines.
-    let world = coldstart_bench::world::World::start(&root).await?;
+    let world = coldstart_bench::world::World::start(&root, false).await?;
     let mut expected = world.service_functions();
     expected.extend(["hello-runtime".to_owned(), "hello-http".to_owned()]);
     expected.sort();
