@@ -2,9 +2,10 @@
 
 moto speaks plain HTTP, so a function run against it never pays the TCP + TLS handshake that
 every new Lambda sandbox pays to DynamoDB or EventBridge. This proxy terminates TLS with a
-certificate for 127.0.0.1 and localhost, signed by a throwaway local CA, and pipes the bytes of
-each connection to moto over one plain TCP connection (moto keeps HTTP/1.1 connections alive,
-so a client's kept-alive TLS connection stays one moto connection).
+certificate for 127.0.0.1 and localhost, signed by a throwaway local CA, and keeps each client
+connection alive as AWS endpoints do, while moto closes its connection after every answer: each
+request goes to moto on a plain connection of its own (as without the proxy), and its answer goes
+back on the client's kept-alive TLS connection.
 
 The CA and the server certificate are minted into --dir (ca.pem, cert.pem, key.pem) when
 missing or expiring; the functions trust ca.pem only through AWS_CA_BUNDLE.
@@ -129,36 +130,80 @@ def server_context(paths: dict) -> ssl.SSLContext:
     return context
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class BadRequest(Exception):
+    """A request the proxy cannot forward (no length it understands)."""
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    """The head of an HTTP message (through the blank line); b"" at a clean end of stream."""
     try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, ssl.SSLError):
-        pass
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as e:
+        if e.partial.strip():
+            raise BadRequest("connection closed inside a message head") from e
+        return b""
+
+
+def _headers(head: bytes) -> list:
+    lines = head.decode("latin-1").split("\r\n")
+    return [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:] if ":" in line]
+
+
+def _with_headers(head: bytes, drop: set, add: list) -> bytes:
+    lines = head.decode("latin-1").split("\r\n")
+    kept = [lines[0]] + [
+        line for line in lines[1:]
+        if line and line.split(":", 1)[0].strip().lower() not in drop
+    ]
+    return ("\r\n".join(kept + [f"{k}: {v}" for k, v in add]) + "\r\n\r\n").encode("latin-1")
+
+
+async def _forward(head: bytes, reader: asyncio.StreamReader, upstream: tuple) -> bytes:
+    """Sends one request (its head and Content-Length body) to the upstream on a connection of
+    its own, and returns the answer made fit for a kept-alive connection: moto answers every
+    request with `Connection: close`, AWS keeps connections open, and the bench measures what a
+    function pays on AWS."""
+    fields = {k.lower(): v for k, v in _headers(head)}
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        raise BadRequest("chunked request bodies are not supported")
+    body = await reader.readexactly(int(fields.get("content-length", "0")))
+    moto_reader, moto_writer = await asyncio.open_connection(*upstream)
+    try:
+        moto_writer.write(_with_headers(head, {"connection"}, [("Connection", "close")]) + body)
+        await moto_writer.drain()
+        answer = await moto_reader.read()
     finally:
-        try:
-            writer.close()
-        except (ConnectionError, ssl.SSLError, RuntimeError):
-            pass
+        moto_writer.close()
+    answer_head, _, answer_body = answer.partition(b"\r\n\r\n")
+    answer_fields = {k.lower() for k, _ in _headers(answer_head + b"\r\n\r\n")}
+    add = [("Connection", "keep-alive")]
+    if "content-length" not in answer_fields and "transfer-encoding" not in answer_fields:
+        add.append(("Content-Length", str(len(answer_body))))
+    return _with_headers(answer_head + b"\r\n\r\n", {"connection", "keep-alive"}, add) + answer_body
 
 
 async def serve(upstream: tuple, context: ssl.SSLContext, port: int = 0, on_connection=None):
-    """Starts the proxy on 127.0.0.1:`port` (0: any free port) and returns the asyncio server."""
+    """Starts the proxy on 127.0.0.1:`port` (0: any free port) and returns the asyncio server.
+    Each client connection is kept alive across requests; each request goes to the upstream
+    on a new connection (as moto closes each one)."""
 
-    async def handle(client_reader, client_writer):
+    async def handle(reader, writer):
         if on_connection is not None:
             on_connection()
         try:
-            moto_reader, moto_writer = await asyncio.open_connection(*upstream)
-        except OSError:
-            client_writer.close()
-            return
-        try:
-            await asyncio.gather(_pipe(client_reader, moto_writer), _pipe(moto_reader, client_writer))
+            while head := await _read_head(reader):
+                writer.write(await _forward(head, reader, upstream))
+                await writer.drain()
+        except (BadRequest, OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as e:
+            print(f"tls_proxy: connection dropped: {e!r}", file=sys.stderr, flush=True)
         except asyncio.CancelledError:
             # The server is shutting down.
             pass
+        finally:
+            try:
+                writer.close()
+            except (OSError, ssl.SSLError, RuntimeError):
+                pass
 
     return await asyncio.start_server(handle, "127.0.0.1", port, ssl=context)
 

@@ -1,10 +1,12 @@
 """tools/tls_proxy.py: the CA it mints is the only thing a client needs to trust it, it re-mints
-only what is missing, and it pipes each TLS connection's bytes to the upstream both ways.
+only what is missing, and it keeps a client's connection alive across requests although the
+upstream (like moto) closes its connection after every answer.
 
 Run by tools/test.sh (`make test`), or alone: .venv/bin/python -m unittest tools.tests.test_tls_proxy
 """
 
 import asyncio
+import http.client
 import os
 import ssl
 import sys
@@ -18,12 +20,19 @@ import tls_proxy  # noqa: E402
 
 
 async def _echo_upstream():
-    """A plain TCP server that answers each chunk with `echo:` + the chunk."""
+    """An HTTP server like moto: it answers each request with its method, path and body, and
+    closes the connection."""
 
     async def handle(reader, writer):
-        while data := await reader.read(65536):
-            writer.write(b"echo:" + data)
-            await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.decode().split("\r\n"):
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":")[1])
+        body = await reader.readexactly(length)
+        answer = b" ".join(head.split(b" ")[:2]) + b" " + body
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + answer)
+        await writer.drain()
         writer.close()
 
     return await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -33,7 +42,7 @@ class TlsProxyTest(unittest.TestCase):
     def setUp(self):
         self.dir = Path(tempfile.mkdtemp(prefix="tls-proxy-test-"))
 
-    def test_a_client_that_trusts_the_minted_ca_talks_to_the_upstream_through_the_proxy(self):
+    def test_a_trusting_client_sends_two_requests_on_one_kept_alive_connection(self):
         paths = tls_proxy.ensure(self.dir)
         connections = []
 
@@ -46,18 +55,21 @@ class TlsProxyTest(unittest.TestCase):
             )
             port = proxy.sockets[0].getsockname()[1]
             client = ssl.create_default_context(cafile=str(paths["ca"]))
-            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+            connection = http.client.HTTPSConnection("127.0.0.1", port, context=client)
             answers = []
-            for message in (b"one", b"two"):
-                writer.write(message)
-                await writer.drain()
-                answers.append(await reader.read(100))
-            writer.close()
+            for body in (b"one", b"two"):
+                await asyncio.to_thread(connection.request, "POST", "/", body)
+                response = await asyncio.to_thread(connection.getresponse)
+                answers.append((response.getheader("Connection"), response.read()))
+            connection.close()
             proxy.close()
             upstream.close()
             return answers
 
-        self.assertEqual(asyncio.run(scenario()), [b"echo:one", b"echo:two"])
+        self.assertEqual(
+            asyncio.run(scenario()),
+            [("keep-alive", b"POST / one"), ("keep-alive", b"POST / two")],
+        )
         self.assertEqual(len(connections), 1, "two requests on one kept-alive connection")
 
     def test_a_client_that_does_not_trust_the_ca_fails_the_handshake(self):
