@@ -5,13 +5,13 @@
 //! (`AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`) Lambda runs init before any
 //! request arrives, so [`dynamodb`] sends one cheap call there: a `GetItem` of [`PRIME_KEY`], a
 //! key no item has, which every function's policy allows on its table. The answer is ignored;
-//! the kept-alive connection stays in the client's pool for the first request. On demand init
-//! is on the first request's path, and priming made init + first request slower in the bench
-//! (one more round trip), so it is off there.
+//! the kept-alive connection stays in the client's pool for the first request, and the first
+//! TLS connection's one-time costs (AWS-LC seeding its random generator, the handshake) are
+//! paid in init. On demand init is on the first request's path, and priming made init + first
+//! request slower in the bench (the same costs plus one round trip), so it is off there.
 //!
 //! The SDK's pool drops a connection idle for 90 s, so a provisioned sandbox whose first
-//! request comes later pays the handshake again; priming helps the sandboxes a scale-up or a
-//! deployment puts in service under load.
+//! request comes later opens a new connection (the random generator stays seeded).
 
 use std::time::{Duration, Instant};
 
