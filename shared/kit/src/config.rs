@@ -205,8 +205,9 @@ struct Roots {
     bundle: Option<Vec<u8>>,
 }
 
-/// The roots of `trust`, reading and checking its bundle (the SDK's client panics on a
-/// certificate it cannot parse, so a bad one must not reach it).
+/// The roots of `trust`, reading and checking its bundle: the SDK's client panics on a
+/// certificate it cannot use, so only the bundle's usable roots reach it (the others are left
+/// out with a warning, as a system bundle may hold a few that rustls rejects).
 fn roots(trust: Trust) -> Result<Roots, CaBundleError> {
     match trust {
         Trust::Amazon => Ok(Roots::default()),
@@ -219,31 +220,58 @@ fn roots(trust: Trust) -> Result<Roots, CaBundleError> {
                 path: path.clone(),
                 source,
             })?;
-            check_bundle(&pem).map_err(|reason| match reason {
-                None => CaBundleError::Empty { path: path.clone() },
-                Some(reason) => CaBundleError::Invalid {
+            let (usable, left_out) =
+                usable_roots(&pem).map_err(|reason| CaBundleError::Invalid {
                     path: path.clone(),
                     reason,
-                },
-            })?;
+                })?;
+            if usable.is_empty() {
+                return Err(if left_out == 0 {
+                    CaBundleError::Empty { path }
+                } else {
+                    CaBundleError::Invalid {
+                        path,
+                        reason: format!("none of its {left_out} certificate(s) is a usable root"),
+                    }
+                });
+            }
+            if left_out > 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    left_out,
+                    "{CA_BUNDLE_VAR}: certificates that are not usable roots left out"
+                );
+            }
             Ok(Roots {
                 native: false,
-                bundle: Some(pem),
+                bundle: Some(usable),
             })
         }
     }
 }
 
-/// `Ok` when `pem` holds at least one certificate and every one is a usable root; `Err(None)`
-/// when it holds none, `Err(Some(reason))` when one is not usable.
-fn check_bundle(pem: &[u8]) -> Result<(), Option<String>> {
+/// The certificates of `pem` that are usable roots, as PEM, and how many were left out; an
+/// error when `pem` is not well-formed PEM.
+fn usable_roots(pem: &[u8]) -> Result<(Vec<u8>, usize), String> {
+    use base64::Engine as _;
     use rustls_pki_types::{CertificateDer, pem::PemObject as _};
     let mut store = rustls::RootCertStore::empty();
+    let (mut usable, mut left_out) = (Vec::new(), 0);
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| Some(format!("{e:?}")))?;
-        store.add(cert).map_err(|e| Some(e.to_string()))?;
+        let cert = cert.map_err(|e| format!("{e:?}"))?;
+        if store.add(cert.clone()).is_err() {
+            left_out += 1;
+            continue;
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        usable.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(64) {
+            usable.extend_from_slice(line);
+            usable.push(b'\n');
+        }
+        usable.extend_from_slice(b"-----END CERTIFICATE-----\n");
     }
-    if store.is_empty() { Err(None) } else { Ok(()) }
+    Ok((usable, left_out))
 }
 
 /// The Amazon roots, plus the system's or a bundle's as `roots` says.
@@ -351,16 +379,41 @@ mod tests {
         path
     }
 
+    /// The number of certificates in `pem` that the SDK's client would parse as roots, and the
+    /// number it would choke on.
+    fn parsed_by_the_client(pem: &[u8]) -> (usize, usize) {
+        let (usable, left_out) = usable_roots(pem).unwrap();
+        (
+            usable.windows(11).filter(|w| w == b"BEGIN CERTI").count(),
+            left_out,
+        )
+    }
+
     #[test]
     fn a_readable_ca_bundle_is_trusted_without_the_system_roots() {
         let path = temp_file("ca.pem", AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
         let roots = roots(Trust::Bundle(path.clone())).unwrap();
         assert!(!roots.native);
-        assert_eq!(
-            roots.bundle.as_deref(),
-            Some(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
-        );
+        let bundle = roots.bundle.as_deref().unwrap();
+        assert_eq!(parsed_by_the_client(bundle), (5, 0));
         assert!(tls_context(&roots).is_ok());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    const NOT_A_CERTIFICATE: &[u8] =
+        b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn a_bundle_s_unusable_certificates_are_left_out_and_the_others_trusted() {
+        let mut pem = NOT_A_CERTIFICATE.to_vec();
+        pem.extend_from_slice(AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+        let path = temp_file("mixed.pem", &pem);
+        let roots = roots(Trust::Bundle(path.clone())).unwrap();
+        assert_eq!(
+            parsed_by_the_client(roots.bundle.as_deref().unwrap()),
+            (5, 0),
+            "only the usable roots reach the client"
+        );
         std::fs::remove_file(path).unwrap();
     }
 
@@ -375,14 +428,18 @@ mod tests {
         let err = roots(Trust::Bundle(empty.clone())).unwrap_err();
         assert!(matches!(err, CaBundleError::Empty { .. }), "{err}");
 
-        let garbage = temp_file(
-            "garbage.pem",
-            b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
-        );
+        let garbage = temp_file("garbage.pem", NOT_A_CERTIFICATE);
         let err = roots(Trust::Bundle(garbage.clone())).unwrap_err();
         assert!(matches!(err, CaBundleError::Invalid { .. }), "{err}");
         assert!(err.to_string().contains("garbage.pem"));
-        for path in [empty, garbage] {
+
+        let broken = temp_file(
+            "broken.pem",
+            b"-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        );
+        let err = roots(Trust::Bundle(broken.clone())).unwrap_err();
+        assert!(matches!(err, CaBundleError::Invalid { .. }), "{err}");
+        for path in [empty, garbage, broken] {
             std::fs::remove_file(path).unwrap();
         }
     }
@@ -395,7 +452,10 @@ mod tests {
                 .count(),
             5
         );
-        assert_eq!(check_bundle(AMAZON_TRUST_SERVICES_ROOTS.as_bytes()), Ok(()));
+        assert_eq!(
+            parsed_by_the_client(AMAZON_TRUST_SERVICES_ROOTS.as_bytes()),
+            (5, 0)
+        );
         assert!(tls_context(&Roots::default()).is_ok());
     }
 
