@@ -77,6 +77,6 @@ bench-check: setup ## CI's cold-start gate: release build, 5 runs, fails when a 
 latency: ## Saga latency of sequential orders on the local stack (POST → terminal, → notification, p50/p95/p99): LATENCY_ORDERS=30 LATENCY_RATE=1
 	LOAD_MODE=sequential bash load-tests/run.sh
 
-bench: setup ## Cold-start bench: every function vs hello-world baselines and Python (RUNS=7) → target/bench/
+bench: setup ## Cold-start bench: every function vs hello-world baselines and Python (RUNS=7) → target/bench/; ARGS="--tls --initialization-type provisioned-concurrency --no-python"
 	cargo build --release $(FUNCTION_PACKAGES) -p baselines
-	cargo run -q -p coldstart-bench -- --runs $(or $(RUNS),7)
+	cargo run -q -p coldstart-bench -- --runs $(or $(RUNS),7) $(ARGS)

@@ -322,14 +322,15 @@ TABLE_ACTION_ALLOW_LIST: dict = {}
 # What each function's adapters call (services/*/src/adapters, kit::dynamo, kit::idempotency):
 # GetItem for reads and processed markers, PutItem for every write (TransactWriteItems of Puts,
 # the payment ledger), UpdateItem for the orders' per-customer write counter and open-order set
-# (kit::rate_limit, the guard of an order's transaction), Query on an index.
+# (kit::rate_limit, the guard of an order's transaction), Query on an index; notify-http's GetItem
+# is only of kit::prime's key (its connection priming; a dynamodb:LeadingKeys condition).
 TABLE_ACTIONS = {
     "orders-http": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
     "orders-events": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
     "orders-timeout": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
     "payments-http": {"dynamodb:GetItem"},
     "payments-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
-    "notify-http": {"dynamodb:Query"},
+    "notify-http": {"dynamodb:Query", "dynamodb:GetItem"},
     "notify-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
 }
 STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}

@@ -3,7 +3,7 @@
 //! Every service declares, per function binary, which variables its config reads
 //! ([`FunctionEnv`]); a test checks that list against the service templates.
 
-use std::{env, str::FromStr, time::Duration};
+use std::{env, path::PathBuf, str::FromStr, time::Duration};
 
 /// The environment variables one function binary reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,10 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 /// The ceiling of one backoff.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// The variable naming a PEM file of CAs the HTTPS client trusts besides the Amazon roots (the
+/// name the other AWS SDKs and the CLI read), e.g. a local TLS endpoint's CA.
+pub const CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
+
 /// The AWS SDK configuration for this process: region and credentials from the Lambda
 /// environment, and the standard `AWS_ENDPOINT_URL` override (used locally for moto). Every
 /// client built from it has explicit timeouts ([`CONNECT_TIMEOUT`],
@@ -104,12 +108,24 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The HTTPS client is the SDK's default one (rustls with aws-lc, proxy from the environment)
 /// but trusts the Amazon Trust Services roots that every AWS endpoint chains to, instead of
 /// loading the system store: reading and parsing ~140 system roots was ~4.5 ms of a ~8 ms
-/// init (docs/performance.md). The system roots are added back when an `AWS_ENDPOINT_URL*`
-/// points at a non-AWS HTTPS endpoint.
+/// init (docs/performance.md). A CA bundle named by [`CA_BUNDLE_VAR`] is trusted besides them
+/// (and the system roots are still not loaded); without one, the system roots are added back
+/// when an `AWS_ENDPOINT_URL*` points at a non-AWS HTTPS endpoint. A bundle that cannot be used
+/// is logged as a warning and left out.
 pub async fn aws() -> aws_config::SdkConfig {
     let loader =
         with_timeouts_and_retries(aws_config::defaults(aws_config::BehaviorVersion::latest()));
-    let loader = match tls_context(needs_native_roots(std::env::vars())) {
+    let roots = match roots(trust(std::env::vars())) {
+        Ok(roots) => roots,
+        Err(e) => {
+            tracing::warn!(error = %e, "{CA_BUNDLE_VAR} not used");
+            roots(trust(
+                std::env::vars().filter(|(name, _)| name != CA_BUNDLE_VAR),
+            ))
+            .unwrap_or_default()
+        }
+    };
+    let loader = match tls_context(&roots) {
         Ok(context) => with_https_client(loader, context),
         Err(e) => {
             tracing::warn!(error = %e, "custom trust store unusable: using the SDK's default HTTPS client");
@@ -142,25 +158,135 @@ fn with_timeouts_and_retries(loader: aws_config::ConfigLoader) -> aws_config::Co
 /// <https://www.amazontrust.com/repository/>.
 const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("amazon-trust-services-roots.pem");
 
-/// Whether an endpoint override points at a non-AWS HTTPS endpoint, whose certificate may chain
-/// to any root of the system store.
-fn needs_native_roots(vars: impl IntoIterator<Item = (String, String)>) -> bool {
-    vars.into_iter().any(|(name, value)| {
-        name.starts_with("AWS_ENDPOINT_URL")
-            && value.trim().to_ascii_lowercase().starts_with("https://")
-            && !value.contains(".amazonaws.com")
-            && !value.contains(".api.aws")
-    })
+/// Which roots the HTTPS client trusts, besides the Amazon ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Trust {
+    /// Only the Amazon roots: AWS endpoints, and plain-HTTP overrides such as moto's.
+    Amazon,
+    /// The system roots too: an `AWS_ENDPOINT_URL*` at a non-AWS HTTPS endpoint, whose
+    /// certificate may chain to any of them.
+    System,
+    /// The CAs of this PEM file ([`CA_BUNDLE_VAR`]), and not the system roots.
+    Bundle(PathBuf),
 }
 
-/// The Amazon roots, plus the system's when `native_roots`.
+/// The trust the environment `vars` asks for.
+fn trust(vars: impl IntoIterator<Item = (String, String)>) -> Trust {
+    let mut native = false;
+    for (name, value) in vars {
+        if name == CA_BUNDLE_VAR && !value.trim().is_empty() {
+            return Trust::Bundle(PathBuf::from(value.trim()));
+        }
+        native |= name.starts_with("AWS_ENDPOINT_URL")
+            && value.trim().to_ascii_lowercase().starts_with("https://")
+            && !value.contains(".amazonaws.com")
+            && !value.contains(".api.aws");
+    }
+    if native { Trust::System } else { Trust::Amazon }
+}
+
+/// A CA bundle that cannot be trusted; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CaBundleError {
+    #[error("cannot read the CA bundle {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the CA bundle {path} holds no PEM certificate")]
+    Empty { path: PathBuf },
+    #[error("the CA bundle {path} holds a certificate that is not a usable root: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The certificates the trust store gets: the Amazon roots, plus a bundle's.
+#[derive(Debug, Clone, Default)]
+struct Roots {
+    native: bool,
+    bundle: Option<Vec<u8>>,
+}
+
+/// The roots of `trust`, reading and checking its bundle: the SDK's client panics on a
+/// certificate it cannot use, so only the bundle's usable roots reach it (the others are left
+/// out with a warning, as a system bundle may hold a few that rustls rejects).
+fn roots(trust: Trust) -> Result<Roots, CaBundleError> {
+    match trust {
+        Trust::Amazon => Ok(Roots::default()),
+        Trust::System => Ok(Roots {
+            native: true,
+            bundle: None,
+        }),
+        Trust::Bundle(path) => {
+            let pem = std::fs::read(&path).map_err(|source| CaBundleError::Unreadable {
+                path: path.clone(),
+                source,
+            })?;
+            let (usable, left_out) =
+                usable_roots(&pem).map_err(|reason| CaBundleError::Invalid {
+                    path: path.clone(),
+                    reason,
+                })?;
+            if usable.is_empty() {
+                return Err(if left_out == 0 {
+                    CaBundleError::Empty { path }
+                } else {
+                    CaBundleError::Invalid {
+                        path,
+                        reason: format!("none of its {left_out} certificate(s) is a usable root"),
+                    }
+                });
+            }
+            if left_out > 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    left_out,
+                    "{CA_BUNDLE_VAR}: certificates that are not usable roots left out"
+                );
+            }
+            Ok(Roots {
+                native: false,
+                bundle: Some(usable),
+            })
+        }
+    }
+}
+
+/// The certificates of `pem` that are usable roots, as PEM, and how many were left out; an
+/// error when `pem` is not well-formed PEM.
+fn usable_roots(pem: &[u8]) -> Result<(Vec<u8>, usize), String> {
+    use base64::Engine as _;
+    use rustls_pki_types::{CertificateDer, pem::PemObject as _};
+    let mut store = rustls::RootCertStore::empty();
+    let (mut usable, mut left_out) = (Vec::new(), 0);
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("{e:?}"))?;
+        if store.add(cert.clone()).is_err() {
+            left_out += 1;
+            continue;
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        usable.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(64) {
+            usable.extend_from_slice(line);
+            usable.push(b'\n');
+        }
+        usable.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    Ok((usable, left_out))
+}
+
+/// The Amazon roots, plus the system's or a bundle's as `roots` says.
 fn tls_context(
-    native_roots: bool,
+    roots: &Roots,
 ) -> Result<aws_smithy_http_client::tls::TlsContext, aws_smithy_http_client::HttpClientError> {
     use aws_smithy_http_client::tls::{TlsContext, TrustStore};
-    let trust = TrustStore::empty()
-        .with_native_roots(native_roots)
+    let mut trust = TrustStore::empty()
+        .with_native_roots(roots.native)
         .with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+    if let Some(bundle) = &roots.bundle {
+        trust = trust.with_pem_certificate(bundle.clone());
+    }
     TlsContext::builder().with_trust_store(trust).build()
 }
 
@@ -207,22 +333,117 @@ mod tests {
         );
     }
 
+    fn var(k: &str, v: &str) -> (String, String) {
+        (k.to_owned(), v.to_owned())
+    }
+
     #[test]
     fn aws_endpoints_and_local_http_endpoints_need_only_the_amazon_roots() {
-        let var = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        assert!(!needs_native_roots([var(
-            "AWS_ENDPOINT_URL",
-            "http://127.0.0.1:5000"
-        )]));
-        assert!(!needs_native_roots([var(
-            "AWS_ENDPOINT_URL_DYNAMODB",
-            "https://dynamodb.eu-west-1.amazonaws.com"
-        )]));
-        assert!(!needs_native_roots([var("HOME", "https://example.com")]));
-        assert!(needs_native_roots([var(
-            "AWS_ENDPOINT_URL",
-            "https://localstack.internal:4566"
-        )]));
+        assert_eq!(
+            trust([var("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]),
+            Trust::Amazon
+        );
+        assert_eq!(
+            trust([var(
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                "https://dynamodb.eu-west-1.amazonaws.com"
+            )]),
+            Trust::Amazon
+        );
+        assert_eq!(trust([var("HOME", "https://example.com")]), Trust::Amazon);
+        assert_eq!(
+            trust([var("AWS_ENDPOINT_URL", "https://localstack.internal:4566")]),
+            Trust::System
+        );
+    }
+
+    #[test]
+    fn a_ca_bundle_replaces_the_system_roots_for_a_local_https_endpoint() {
+        assert_eq!(
+            trust([
+                var("AWS_ENDPOINT_URL", "https://127.0.0.1:8443"),
+                var("AWS_CA_BUNDLE", "/tmp/local-ca.pem"),
+            ]),
+            Trust::Bundle(PathBuf::from("/tmp/local-ca.pem")),
+            "with AWS_CA_BUNDLE the system roots are not loaded"
+        );
+        assert_eq!(
+            trust([var("AWS_CA_BUNDLE", " ")]),
+            Trust::Amazon,
+            "an empty AWS_CA_BUNDLE counts as unset"
+        );
+    }
+
+    /// A file in the system temp directory, unique to the test, holding `contents`.
+    fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("kit-{}-{name}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// The number of certificates in `pem` that the SDK's client would parse as roots, and the
+    /// number it would choke on.
+    fn parsed_by_the_client(pem: &[u8]) -> (usize, usize) {
+        let (usable, left_out) = usable_roots(pem).unwrap();
+        (
+            usable.windows(11).filter(|w| w == b"BEGIN CERTI").count(),
+            left_out,
+        )
+    }
+
+    #[test]
+    fn a_readable_ca_bundle_is_trusted_without_the_system_roots() {
+        let path = temp_file("ca.pem", AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+        let roots = roots(Trust::Bundle(path.clone())).unwrap();
+        assert!(!roots.native);
+        let bundle = roots.bundle.as_deref().unwrap();
+        assert_eq!(parsed_by_the_client(bundle), (5, 0));
+        assert!(tls_context(&roots).is_ok());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    const NOT_A_CERTIFICATE: &[u8] =
+        b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn a_bundle_s_unusable_certificates_are_left_out_and_the_others_trusted() {
+        let mut pem = NOT_A_CERTIFICATE.to_vec();
+        pem.extend_from_slice(AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+        let path = temp_file("mixed.pem", &pem);
+        let roots = roots(Trust::Bundle(path.clone())).unwrap();
+        assert_eq!(
+            parsed_by_the_client(roots.bundle.as_deref().unwrap()),
+            (5, 0),
+            "only the usable roots reach the client"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_ca_bundle_is_an_error_that_names_the_file() {
+        let missing = PathBuf::from("/surely/not/here/ca.pem");
+        let err = roots(Trust::Bundle(missing)).unwrap_err();
+        assert!(matches!(err, CaBundleError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("/surely/not/here/ca.pem"));
+
+        let empty = temp_file("empty.pem", b"no certificate here\n");
+        let err = roots(Trust::Bundle(empty.clone())).unwrap_err();
+        assert!(matches!(err, CaBundleError::Empty { .. }), "{err}");
+
+        let garbage = temp_file("garbage.pem", NOT_A_CERTIFICATE);
+        let err = roots(Trust::Bundle(garbage.clone())).unwrap_err();
+        assert!(matches!(err, CaBundleError::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("garbage.pem"));
+
+        let broken = temp_file(
+            "broken.pem",
+            b"-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        );
+        let err = roots(Trust::Bundle(broken.clone())).unwrap_err();
+        assert!(matches!(err, CaBundleError::Invalid { .. }), "{err}");
+        for path in [empty, garbage, broken] {
+            std::fs::remove_file(path).unwrap();
+        }
     }
 
     #[test]
@@ -233,7 +454,11 @@ mod tests {
                 .count(),
             5
         );
-        assert!(tls_context(false).is_ok());
+        assert_eq!(
+            parsed_by_the_client(AMAZON_TRUST_SERVICES_ROOTS.as_bytes()),
+            (5, 0)
+        );
+        assert!(tls_context(&Roots::default()).is_ok());
     }
 
     #[tokio::test]

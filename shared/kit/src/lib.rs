@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbox;
 pub mod page;
+pub mod prime;
 pub mod rate_limit;
 pub mod relay;
 pub mod schedule;

@@ -107,6 +107,8 @@ mod tests {
             profile: "release".into(),
             arch: "x86_64".into(),
             functions,
+            tls: false,
+            initialization_type: "on-demand".into(),
             python_skipped: None,
         }
     }

@@ -4,6 +4,11 @@
 //! a warm invocation with a realistic event, and the peak RSS after them; per function the zip
 //! size of its binary.
 //!
+//! `--tls` puts a TLS endpoint in front of moto (see [`tls`]), so the first invocation pays the
+//! handshake a new sandbox pays on AWS, and counts the connections each step opens;
+//! `--initialization-type provisioned-concurrency` runs the functions as Lambda does under
+//! provisioned concurrency (which makes kit prime their connections during init).
+//!
 //! `cargo run -p coldstart-bench -- --help` (or `make bench`) runs it; the smoke test in
 //! `tests/` runs it once per function against debug binaries.
 
@@ -12,6 +17,7 @@ pub mod catalog;
 pub mod emulator;
 pub mod python;
 pub mod report;
+pub mod tls;
 pub mod world;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +51,11 @@ pub struct Options {
     pub log_dir: PathBuf,
     /// Extra environment variables for every function (for experiments, e.g. `SSL_CERT_FILE`).
     pub extra_env: Vec<(String, String)>,
+    /// Reach moto through a TLS endpoint (see [`tls`]).
+    pub tls: bool,
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE` of every function: `on-demand` (Lambda's default) or
+    /// `provisioned-concurrency`.
+    pub initialization_type: String,
 }
 
 /// Runs the bench and returns its report; failed runs are recorded in the report, not
@@ -53,7 +64,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let root = world::repo_root();
     std::fs::create_dir_all(&options.log_dir)
         .with_context(|| format!("creating {}", options.log_dir.display()))?;
-    let world = World::start(&root).await?;
+    let world = World::start(&root, options.tls).await?;
     let mut functions = catalog::rust_functions();
     let mut python_skipped = None;
     let mut python = None;
@@ -112,6 +123,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         arch: std::env::consts::ARCH.to_owned(),
         functions: reports,
         python_skipped,
+        tls: options.tls,
+        initialization_type: options.initialization_type.clone(),
     };
     report.relate_to_baselines();
     Ok(report)
@@ -126,6 +139,10 @@ fn launch(
 ) -> anyhow::Result<Launch> {
     let log_file = options.log_dir.join(format!("{}.log", function.name));
     let mut env = world.env(function.name);
+    env.insert(
+        "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
+        options.initialization_type.clone(),
+    );
     env.extend(options.extra_env.iter().cloned());
     match &function.program {
         Program::Binary(bin) => {
@@ -178,13 +195,17 @@ async fn measure(
     let warm_event = Bytes::from(serde_json::to_vec(
         &function.event.build(root, world).await?,
     )?);
+    let connections = || world.tls.as_ref().map(tls::TlsProxy::connections);
+    let before = connections();
     let mut sandbox = Sandbox::spawn(launch).await?;
     let init = sandbox.init(LIMIT).await.context("init")?;
+    let mut opened = vec![diff(connections(), before)];
     let mut latencies = [0.0; 2];
     for (latency, (which, event)) in latencies
         .iter_mut()
         .zip([("first", first_event), ("warm", warm_event)])
     {
+        let before = connections();
         let invoked = sandbox
             .invoke(event, LIMIT)
             .await
@@ -197,13 +218,19 @@ async fn measure(
             .check(function.kind, &body)
             .with_context(|| format!("{which} invocation"))?;
         *latency = ms(invoked.latency);
+        opened.push(diff(connections(), before));
     }
     Ok(Sample {
         init_ms: ms(init),
         first_ms: latencies[0],
         warm_ms: latencies[1],
         peak_rss_kib: sandbox.peak_rss_kib().unwrap_or(0),
+        connections: opened.into_iter().collect(),
     })
+}
+
+fn diff(after: Option<u64>, before: Option<u64>) -> Option<u64> {
+    Some(after?.saturating_sub(before?))
 }
 
 /// The size of `binary` zipped as `bootstrap` (deflate, as `cargo lambda build

@@ -32,6 +32,14 @@ struct Args {
     /// CI passes tools/coldstart-bench/budgets.yaml).
     #[arg(long)]
     budgets: Option<PathBuf>,
+    /// Reach moto through a TLS endpoint (tools/tls_proxy.py, its CA given to the functions
+    /// as AWS_CA_BUNDLE), so the first invocation pays the handshake a new sandbox pays.
+    #[arg(long)]
+    tls: bool,
+    /// The functions' AWS_LAMBDA_INITIALIZATION_TYPE (provisioned-concurrency: kit opens their
+    /// connections during init).
+    #[arg(long, default_value = "on-demand", value_parser = ["on-demand", "provisioned-concurrency"])]
+    initialization_type: String,
 }
 
 fn key_value(raw: &str) -> Result<(String, String), String> {
@@ -54,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
         only: args.only,
         log_dir: out.join("logs"),
         extra_env: args.extra_env,
+        tls: args.tls,
+        initialization_type: args.initialization_type,
     };
     let report = coldstart_bench::run(&options).await?;
     let markdown = report.markdown();

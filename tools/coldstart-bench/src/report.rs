@@ -15,6 +15,10 @@ pub struct Sample {
     pub first_ms: f64,
     pub warm_ms: f64,
     pub peak_rss_kib: u64,
+    /// With `--tls`: the TLS connections the process opened during init, the first and the
+    /// warm invocation (the proxy's count; nothing else uses it while a sample runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<Vec<u64>>,
 }
 
 /// min / median / p90 (nearest rank) of one figure.
@@ -65,6 +69,19 @@ pub struct FunctionReport {
 }
 
 impl FunctionReport {
+    /// The TLS connections opened during init / first / warm, as the median of each count.
+    pub fn median_connections(&self) -> String {
+        let median = |i: usize| {
+            Summary::of(
+                self.samples
+                    .iter()
+                    .filter_map(|s| Some(s.connections.as_ref()?.get(i).copied()? as f64)),
+            )
+            .median
+        };
+        format!("{} / {} / {}", median(0), median(1), median(2))
+    }
+
     pub fn new(
         name: &str,
         kind: Kind,
@@ -99,6 +116,10 @@ pub struct Report {
     pub functions: Vec<FunctionReport>,
     /// Why Python was not measured, when it was not.
     pub python_skipped: Option<String>,
+    /// Whether the functions reached moto through the TLS endpoint.
+    pub tls: bool,
+    /// The functions' `AWS_LAMBDA_INITIALIZATION_TYPE`.
+    pub initialization_type: String,
 }
 
 impl Report {
@@ -135,14 +156,29 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} runs per function, {} build, {}, {}. Times in ms and RSS in MiB as min / median / p90.\n",
+            "{} runs per function, {} build, {}, {}. Times in ms and RSS in MiB as min / median / p90.",
             self.runs, self.profile, self.arch, self.date
         );
         let _ = writeln!(
             out,
-            "| function | init (ms) | × baseline | first invoke (ms) | warm invoke (ms) | peak RSS (MiB) | zip (MiB) |"
+            "Mode: {}, AWS_LAMBDA_INITIALIZATION_TYPE={}.\n",
+            if self.tls {
+                "TLS (functions → tools/tls_proxy.py → moto; the last column counts the TLS connections opened during init / first / warm, in the median run)"
+            } else {
+                "plain HTTP to moto"
+            },
+            self.initialization_type
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let (tls_head, tls_rule) = if self.tls {
+            (" TLS connects (init / first / warm) |", "---|")
+        } else {
+            ("", "")
+        };
+        let _ = writeln!(
+            out,
+            "| function | init (ms) | × baseline | first invoke (ms) | warm invoke (ms) | peak RSS (MiB) | zip (MiB) |{tls_head}"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|{tls_rule}");
         let three = |s: &Summary, digits: usize| {
             format!(
                 "{:.d$} / **{:.d$}** / {:.d$}",
@@ -156,9 +192,10 @@ impl Report {
             if f.samples.is_empty() {
                 let _ = writeln!(
                     out,
-                    "| {} | failed: {} | | | | | |",
+                    "| {} | failed: {} | | | | | |{}",
                     f.name,
-                    f.errors.first().map_or("", String::as_str)
+                    f.errors.first().map_or("", String::as_str),
+                    if self.tls { " |" } else { "" }
                 );
                 continue;
             }
@@ -167,9 +204,14 @@ impl Report {
             } else {
                 f.name.clone()
             };
+            let connects = if self.tls {
+                format!(" {} |", f.median_connections())
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} |{connects}",
                 three(&f.init_ms, 1),
                 f.init_vs_baseline
                     .map_or("–".to_owned(), |r| format!("{r:.2}")),

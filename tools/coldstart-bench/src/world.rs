@@ -1,6 +1,7 @@
 //! What the functions talk to: a moto server (the one given by `MOTO_ENDPOINT`, or one started
 //! from `./.venv`), the template's tables, queues and bus created in it under a prefix of this
-//! run, the environment each function gets, and the data the events refer to.
+//! run, the environment each function gets, and the data the events refer to. With `--tls` the
+//! functions reach moto through [`TlsProxy`] instead, trusting its CA through `AWS_CA_BUNDLE`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use local_stack::resources::{self, Clients};
 use local_stack::template::Context;
 use orders::domain::{CustomerId, Order, OrderId, PlaceOrder};
 use orders::ports::OrderRepository as _;
+
+use crate::tls::TlsProxy;
 
 /// The region every function and client uses.
 pub const REGION: &str = "eu-west-1";
@@ -31,6 +34,8 @@ pub struct World {
     pub orders: Mutex<Vec<String>>,
     /// Orders that have a payment (from payments-events), newest last.
     pub paid_orders: Mutex<Vec<String>>,
+    /// The TLS endpoint the functions use instead of moto's, with `--tls`.
+    pub tls: Option<TlsProxy>,
     _moto: Option<Moto>,
 }
 
@@ -53,8 +58,9 @@ impl World {
 
 impl World {
     /// Connects to moto (starting one when `MOTO_ENDPOINT` is unset) and creates the template's
-    /// resources under a prefix unique to this run.
-    pub async fn start(root: &Path) -> anyhow::Result<Self> {
+    /// resources under a prefix unique to this run; with `tls`, starts the TLS endpoint in front
+    /// of moto that the functions get instead (the bench's own calls stay plain).
+    pub async fn start(root: &Path, tls: bool) -> anyhow::Result<Self> {
         let (endpoint, moto) = match std::env::var("MOTO_ENDPOINT") {
             Ok(endpoint) if !endpoint.is_empty() => (endpoint, None),
             _ => {
@@ -81,6 +87,11 @@ impl World {
             .and_then(|s| s.env.get("ORDERS_TABLE"))
             .cloned()
             .ok_or_else(|| anyhow!("orders-http has no ORDERS_TABLE in the template"))?;
+        let tls = if tls {
+            Some(TlsProxy::start(root, &endpoint).await?)
+        } else {
+            None
+        };
         Ok(Self {
             endpoint,
             clients,
@@ -88,12 +99,14 @@ impl World {
             orders_table,
             orders: Mutex::default(),
             paid_orders: Mutex::default(),
+            tls,
             _moto: moto,
         })
     }
 
     /// The environment Lambda would give `function` (its template variables, or those of
-    /// `orders-http` for a function not in the template, the baselines), pointed at moto.
+    /// `orders-http` for a function not in the template, the baselines), pointed at moto (or at
+    /// the TLS endpoint in front of it, with its CA as `AWS_CA_BUNDLE`).
     pub fn env(&self, function: &str) -> BTreeMap<String, String> {
         let spec = self.specs.get(function);
         let mut env = spec
@@ -103,7 +116,13 @@ impl World {
         let mut set = |k: &str, v: &str| {
             env.insert(k.to_owned(), v.to_owned());
         };
-        set("AWS_ENDPOINT_URL", &self.endpoint);
+        match &self.tls {
+            Some(tls) => {
+                set("AWS_ENDPOINT_URL", &tls.endpoint);
+                set("AWS_CA_BUNDLE", &tls.ca.display().to_string());
+            }
+            None => set("AWS_ENDPOINT_URL", &self.endpoint),
+        }
         set("AWS_REGION", REGION);
         set("AWS_DEFAULT_REGION", REGION);
         set("AWS_ACCESS_KEY_ID", "testing");

@@ -9,7 +9,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     kit::telemetry::init(notify::SERVICE);
     let config = config::from_env()?;
     let aws = kit::config::aws().await;
-    let notifier = DynamoNotifications::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
+    let notifier = DynamoNotifications::new(
+        kit::prime::dynamodb(&aws, &config.table).await,
+        config.table,
+    );
     kit::sqs::run(notify::SERVICE, |message| {
         events::handle(&notifier, message)
     })

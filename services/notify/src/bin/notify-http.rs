@@ -8,6 +8,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = config::from_env()?;
     let scopes = kit::http::Scopes::from_env()?;
     let aws = kit::config::aws().await;
-    let log = DynamoNotifications::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
+    let log = DynamoNotifications::new(
+        kit::prime::dynamodb(&aws, &config.table).await,
+        config.table,
+    );
     kit::http::run(|request| http::handle(&log, &scopes, request)).await
 }

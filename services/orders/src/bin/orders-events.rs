@@ -9,6 +9,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     kit::telemetry::init(orders::SERVICE);
     let config = kit::config::TableConfig::from_env(TABLE_VAR)?;
     let aws = kit::config::aws().await;
-    let orders = DynamoOrders::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
+    let orders = DynamoOrders::new(
+        kit::prime::dynamodb(&aws, &config.table).await,
+        config.table,
+    );
     kit::sqs::run(orders::SERVICE, |message| events::handle(&orders, message)).await
 }

@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let scopes = kit::http::Scopes::from_env()?;
     let limits = config::limits_from_env()?;
     let aws = kit::config::aws().await;
-    let orders =
-        DynamoOrders::new(aws_sdk_dynamodb::Client::new(&aws), table.table).with_limits(limits);
+    let orders = DynamoOrders::new(kit::prime::dynamodb(&aws, &table.table).await, table.table)
+        .with_limits(limits);
     kit::http::run(|request| http::handle(&orders, &scopes, request)).await
 }

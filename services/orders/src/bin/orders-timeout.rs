@@ -7,7 +7,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     kit::telemetry::init(orders::SERVICE);
     let config = TimeoutConfig::from_env()?;
     let aws = kit::config::aws().await;
-    let orders = DynamoOrders::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
+    let orders = DynamoOrders::new(
+        kit::prime::dynamodb(&aws, &config.table).await,
+        config.table,
+    );
     kit::schedule::run(orders::SERVICE, |now| {
         timeout::expire(&orders, config.timeout, now)
     })

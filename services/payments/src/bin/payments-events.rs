@@ -13,7 +13,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     kit::telemetry::init(payments::SERVICE);
     let config = EventsConfig::from_env()?;
     let aws = kit::config::aws().await;
-    let payments = DynamoPayments::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
+    let payments = DynamoPayments::new(
+        kit::prime::dynamodb(&aws, &config.table).await,
+        config.table,
+    );
     let Provider::Simulator { recovered } = config.provider;
     let provider = Simulator::new(payments.clone(), recovered);
     kit::sqs::run(payments::SERVICE, |message| {

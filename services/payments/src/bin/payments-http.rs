@@ -8,6 +8,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = Config::from_env()?;
     let scopes = kit::http::Scopes::from_env()?;
     let aws = kit::config::aws().await;
-    let payments = DynamoPayments::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
+    let payments = DynamoPayments::new(
+        kit::prime::dynamodb(&aws, &config.table).await,
+        config.table,
+    );
     kit::http::run(|request| http::handle(&payments, &scopes, request)).await
 }
