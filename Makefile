@@ -5,7 +5,11 @@
 SERVICES := $(notdir $(wildcard services/*))
 FUNCTION_PACKAGES := $(addprefix -p ,$(SERVICES) outbox-relay)
 
-.PHONY: help setup run test chaos screenshot lint fmt schemas token trace build-lambda deploy infra-check bench bench-check redrive load latency
+# The workspace's binaries come from one command (one feature set, so the AWS SDK is compiled
+# once, as in the tests and scripts); `make run`, `token`, `trace` and `redrive` run them from here.
+BIN := $(or $(CARGO_TARGET_DIR),target)/debug
+
+.PHONY: help bins setup run test chaos screenshot lint fmt schemas token trace build-lambda deploy infra-check bench bench-check redrive load latency
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -16,8 +20,11 @@ setup: ## Install every tool the tests call (.venv with moto, cfn-guard, actionl
 # `make run` needs only the venv with moto: its `setup` is the light one.
 run: SETUP_ARGS = --light
 
-run: setup ## Run the whole application locally: moto + every function + HTTP API on 127.0.0.1:3000
-	cargo run -p local-stack -- up --param QueueVisibilityTimeout=10
+bins:
+	cargo build -q --workspace --bins
+
+run: setup bins ## Run the whole application locally: moto + every function + HTTP API on 127.0.0.1:3000
+	$(BIN)/local-stack up --no-build --param QueueVisibilityTimeout=10
 
 test: ## Run every test (installs what they need first) and the offline infrastructure checks
 	bash tools/test.sh
@@ -39,12 +46,12 @@ fmt: ## Format the code
 schemas: ## Regenerate the event JSON Schemas in shared/kit/schemas from the Rust types
 	cargo run -q -p kit --example write-schemas
 
-token: ## Mint a local dev token (customer scope): make token SUB=alice [SCOPES="shop/orders shop/admin"] [NO_SCOPES=1]
-	@cargo run -q -p local-stack -- token --sub "$(or $(SUB),dev-user)" $(if $(SCOPES),--scopes "$(SCOPES)") $(if $(NO_SCOPES),--no-scopes)
+token: bins ## Mint a local dev token (customer scope): make token SUB=alice [SCOPES="shop/orders shop/admin"] [NO_SCOPES=1]
+	@$(BIN)/local-stack token --sub "$(or $(SUB),dev-user)" $(if $(SCOPES),--scopes "$(SCOPES)") $(if $(NO_SCOPES),--no-scopes)
 
-trace: ## One order's saga as a timeline in the terminal, from the running `make run`: make trace ORDER=<id> (page: http://127.0.0.1:3000/_local/)
+trace: bins ## One order's saga as a timeline in the terminal, from the running `make run`: make trace ORDER=<id> (page: http://127.0.0.1:3000/_local/)
 	$(if $(ORDER),,$(error usage: make trace ORDER=<order id>))
-	@cargo run -q -p local-stack -- trace "$(ORDER)" --width "$$(tput cols 2>/dev/null || echo 100)"
+	@$(BIN)/local-stack trace "$(ORDER)" --width "$$(tput cols 2>/dev/null || echo 100)"
 
 build-lambda: setup ## Build every function for Lambda (arm64, release) with cargo-lambda
 	.venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2
@@ -58,8 +65,8 @@ deploy: ## sam build + deploy of a stage: the platform, then every service (firs
 infra-check: setup ## cfn-lint, cfn-guard, checkov and actionlint on infra/ and .github/
 	bash infra/check.sh
 
-redrive: ## DLQ tool against the running local stack: make redrive ARGS=list | ARGS="move --dlq shop-dev-payments-queue-dlq" | ARGS="republish --dlq shop-dev-orders-relay-dlq --bus shop-dev"
-	@env $$(grep '^AWS_' .local/local-stack/env/default/orders-http.env | xargs) cargo run -q -p redrive -- $(or $(ARGS),list)
+redrive: bins ## DLQ tool against the running local stack: make redrive ARGS=list | ARGS="move --dlq shop-dev-payments-queue-dlq" | ARGS="republish --dlq shop-dev-orders-relay-dlq --bus shop-dev"
+	@env $$(grep '^AWS_' .local/local-stack/env/default/orders-http.env | xargs) $(BIN)/redrive $(or $(ARGS),list)
 
 screenshot: ## Refresh docs/img/saga-timeline.png: the saga page browser test with its screenshot kept in the docs
 	bash tools/saga-page.sh --screenshot docs/img/saga-timeline.png

@@ -30,6 +30,23 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Builds every binary of the workspace (the services', the shared relay, the deploy hook, the
+/// baselines) once per test binary, for the tests that run function processes. It is the one
+/// command the scripts use too (`cargo build --workspace --bins`): a `-p` subset unifies the
+/// dependencies' features differently, and each different set compiles the AWS SDK again.
+pub fn build_functions() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(repo_root())
+            .args(["build", "--workspace", "--bins"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build --workspace --bins failed");
+    });
+}
+
 /// A running moto server, shared by every test of one test binary.
 #[derive(Debug)]
 pub struct Moto {

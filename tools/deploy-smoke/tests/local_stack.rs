@@ -33,7 +33,9 @@ const GUARDED: [&str; 9] = [
 /// only direct invocations), on the test binary's moto with its own resource prefix.
 async fn stack(functions: &[&str]) -> Stack {
     let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    tokio::task::block_in_place(testkit::build_functions);
     let mut o = Options::new(root);
+    o.build = false;
     o.aws_endpoint = Some(testkit::moto().endpoint.clone());
     o.prefix = Some(format!(
         "d{}",

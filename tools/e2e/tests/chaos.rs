@@ -13,18 +13,7 @@ use local_stack::stack::workspace_root;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_faults_and_kills_every_order_settles_once_and_no_money_is_held_on_a_cancelled_one() {
     let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = std::process::Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build", "--bins", "-p", "orders", "-p", "payments", "-p", "notify",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(
-        built.success(),
-        "cargo build of the function binaries failed"
-    );
+    tokio::task::block_in_place(testkit::build_functions);
 
     let mut plan = e2e::chaos::Plan::new(24, 0.1, 11);
     plan.aws_endpoint = Some(testkit::moto().endpoint.clone());

@@ -5,7 +5,6 @@
 
 use std::{
     collections::BTreeMap,
-    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -14,25 +13,6 @@ use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Builds every function binary once per test binary.
-fn build_once(root: &std::path::Path) {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .current_dir(root)
-            .args([
-                "build", "--bins", "-p", "orders", "-p", "payments", "-p", "notify",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "cargo build of the function binaries failed"
-        );
-    });
-}
-
 async fn stack() -> Stack {
     stack_with(|_| {}).await
 }
@@ -40,7 +20,7 @@ async fn stack() -> Stack {
 /// A stack whose options `configure` adjusts after the defaults of [`stack`].
 async fn stack_with(configure: impl FnOnce(&mut Options)) -> Stack {
     let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-    tokio::task::block_in_place(|| build_once(&root));
+    tokio::task::block_in_place(testkit::build_functions);
     let mut o = Options::new(root);
     o.build = false;
     o.aws_endpoint = Some(testkit::moto().endpoint.clone());

@@ -706,25 +706,25 @@ async fn start_fault_proxy(
     Ok((child, url))
 }
 
-/// `cargo build --bins -p <pkg>…` (release when asked), output to our stderr.
+/// `cargo build --workspace --bins` (release when asked), output to our stderr: every binary,
+/// with the one command the Makefile, the scripts and the tests use. Building only `packages`
+/// (`-p` …) would unify the dependencies' features differently and compile the AWS SDK again.
 async fn build(root: &Path, packages: &[String], release: bool) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = tokio::process::Command::new(cargo);
-    cmd.current_dir(root).args(["build", "--bins"]);
+    cmd.current_dir(root)
+        .args(["build", "--workspace", "--bins"]);
     if release {
         cmd.arg("--release");
     }
-    for p in packages {
-        cmd.args(["-p", p]);
-    }
     eprintln!(
-        "local-stack: cargo build --bins{} -p {}",
+        "local-stack: cargo build --workspace --bins{} (for {})",
         if release { " --release" } else { "" },
-        packages.join(" -p ")
+        packages.join(", ")
     );
     let status = cmd.status().await.context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build of {} failed", packages.join(", "));
+        bail!("cargo build --workspace --bins failed");
     }
     Ok(())
 }

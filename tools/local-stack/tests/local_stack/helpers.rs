@@ -1,36 +1,15 @@
 //! `spawn_stack`: a local stack on the shared moto with its own resource names.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use local_stack::stack::workspace_root;
 use local_stack::{Options, Stack};
 
-/// Builds the service binaries once per test binary (every test here runs orders functions,
-/// the HTTP API tests the other services' routes too).
-fn build_services_once(root: &std::path::Path) {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .current_dir(root)
-            .args([
-                "build", "--bins", "-p", "orders", "-p", "payments", "-p", "notify",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "cargo build --bins of the services failed"
-        );
-    });
-}
-
 /// A stack on this test binary's moto, with a fresh name prefix, short visibility timeouts
 /// (so redrive happens in seconds) and any free port; `configure` adjusts the options.
 pub(crate) async fn spawn_stack(configure: impl FnOnce(&mut Options)) -> Stack {
     let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-    tokio::task::block_in_place(|| build_services_once(&root));
+    tokio::task::block_in_place(testkit::build_functions);
     let mut o = Options::new(root);
     o.build = false;
     o.aws_endpoint = Some(testkit::moto().endpoint.clone());

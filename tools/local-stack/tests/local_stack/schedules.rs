@@ -11,16 +11,7 @@ use crate::helpers::eventually;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enabled_schedules_fire_every_schedule_period_and_a_disabled_one_never() {
     let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-    tokio::task::block_in_place(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .current_dir(&root)
-            .args(["build", "--bin", "hello-runtime", "-p", "baselines"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cargo build -p baselines failed");
-    });
+    tokio::task::block_in_place(testkit::build_functions);
     let mut o = Options::new(&root);
     o.template = Some(root.join("tools/local-stack/tests/fixtures/schedule-template.yaml"));
     o.build = false;
