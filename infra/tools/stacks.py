@@ -436,11 +436,15 @@ def main() -> int:
     except Unresolved as e:
         print(f"stacks: {e}", file=sys.stderr)
         return 1
-    out = Path(args.output)
+    write(cfn, Path(args.output), f"stacks: {args.command}")
+    return 0
+
+
+def write(cfn: dict, out: Path, label: str) -> None:
+    """Writes a CloudFormation template as sorted JSON, creating its directory, and says so."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(cfn, indent=2, sort_keys=True) + "\n")
-    print(f"stacks: {args.command} -> {out} ({len(cfn.get('Resources', {}))} resources)")
-    return 0
+    print(f"{label} -> {out} ({len(cfn.get('Resources', {}))} resources)")
 
 
 if __name__ == "__main__":

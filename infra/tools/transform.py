@@ -12,12 +12,11 @@ infra/tools/stacks.py does). The output is what cfn-guard, checkov and the resou
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stacks import Unresolved, expand_modules, transform_stack  # noqa: E402
+from stacks import Unresolved, expand_modules, transform_stack, write  # noqa: E402
 
 
 def main() -> int:
@@ -37,10 +36,7 @@ def main() -> int:
     except Unresolved as e:
         print(f"transform: {args.template}: {e}", file=sys.stderr)
         return 1
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(cfn, indent=2, sort_keys=True) + "\n")
-    print(f"transform: {args.template} -> {out} ({len(cfn.get('Resources', {}))} resources)")
+    write(cfn, Path(args.output), f"transform: {args.template}")
     return 0
 
 

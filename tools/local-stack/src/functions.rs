@@ -103,6 +103,25 @@ pub struct JwtAuthorizer {
     pub audience: Vec<String>,
 }
 
+impl JwtAuthorizer {
+    /// From a JWT configuration whose issuer and audience (a string or a list) are under
+    /// `issuer` and `audience` (CloudFormation capitalises them, SAM does not).
+    fn of(jwt: &Value, issuer: &str, audience: &str) -> Self {
+        JwtAuthorizer {
+            issuer: jwt.get(issuer).and_then(Value::as_str).map(str::to_owned),
+            audience: match jwt.get(audience) {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
 fn num(v: Option<&Value>) -> Option<i64> {
     v.and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
 }
@@ -379,21 +398,8 @@ pub fn http_api(template: &Template, ctx: &Context) -> anyhow::Result<HttpApiSpe
             continue;
         }
         let jwt = a.get("JwtConfiguration").cloned().unwrap_or(Value::Null);
-        spec.authorizers.insert(
-            name.clone(),
-            JwtAuthorizer {
-                issuer: jwt.get("Issuer").and_then(Value::as_str).map(str::to_owned),
-                audience: match jwt.get("Audience") {
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect(),
-                    Some(Value::String(s)) => vec![s.clone()],
-                    _ => Vec::new(),
-                },
-            },
-        );
+        spec.authorizers
+            .insert(name.clone(), JwtAuthorizer::of(&jwt, "Issuer", "Audience"));
     }
     Ok(spec)
 }
@@ -429,21 +435,8 @@ fn sam_http_api(
             .get("JwtConfiguration")
             .ok_or_else(|| anyhow!("authorizer {name} is not a JWT authorizer"));
         let Ok(jwt) = jwt else { continue };
-        spec.authorizers.insert(
-            name.clone(),
-            JwtAuthorizer {
-                issuer: jwt.get("issuer").and_then(Value::as_str).map(str::to_owned),
-                audience: match jwt.get("audience") {
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect(),
-                    Some(Value::String(s)) => vec![s.clone()],
-                    _ => Vec::new(),
-                },
-            },
-        );
+        spec.authorizers
+            .insert(name.clone(), JwtAuthorizer::of(jwt, "issuer", "audience"));
     }
     Ok(())
 }
