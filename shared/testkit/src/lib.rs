@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 pub mod schema;
+pub mod template;
 
 /// The repository root (tests run from their crate's directory).
 pub fn repo_root() -> PathBuf {

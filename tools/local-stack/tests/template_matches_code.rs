@@ -1,6 +1,6 @@
-//! The template and the code agree: every template function's binary exists in its service
-//! crate, every env var a function's config reads is set on it in the template, the
-//! template's HTTP routes are exactly the handlers' routes, every route requires the
+//! The stacks and the code agree: every template function's binary exists in its crate, every
+//! service checks its own template against its config and routes (testkit::template; here the
+//! checker itself is tested on orders), every route requires the
 //! customer scope the function is configured with (a scope of the Cognito resource server), the
 //! API's CORS configuration lets a browser send and read the headers the handlers use, and
 //! kit's TTLs outlive the template's retention periods.
@@ -9,33 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use kit::config::FunctionEnv;
-use kit::http::Route;
-use local_stack::functions::{self, FunctionSpec};
+use local_stack::functions::FunctionSpec;
 use local_stack::resources::name_resources;
 use local_stack::stack::workspace_root;
 use local_stack::stacks::{self, StackSource};
 use local_stack::template::{Context, Resolver, Template};
 use serde_json::Value;
-
-/// Every service crate: its directory name, the functions' env vars and its HTTP routes.
-const SERVICES: &[(&str, &[FunctionEnv], &[Route])] = &[
-    (
-        "orders",
-        orders::config::FUNCTIONS,
-        orders::handlers::http::ROUTES,
-    ),
-    (
-        "payments",
-        payments::config::FUNCTIONS,
-        payments::handlers::http::ROUTES,
-    ),
-    (
-        "notify",
-        notify::config::FUNCTIONS,
-        notify::handlers::http::ROUTES,
-    ),
-];
+use testkit::template::{ServiceCode, service_problems, template_functions};
 
 fn root() -> PathBuf {
     workspace_root(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -190,27 +170,51 @@ fn scope_problems(template: &Template, fns: &[FunctionSpec]) -> Vec<String> {
     problems
 }
 
-fn template_functions(template: &Template) -> Vec<FunctionSpec> {
-    let root = root();
-    let mut ctx = Context::new(template, "check", "us-east-1", &Default::default()).unwrap();
-    name_resources(template, &mut ctx, None).unwrap();
-    functions::functions(template, &ctx, &root, &root.join("infra")).unwrap()
+/// The orders service's code: the fixture of the tests that mutate the template.
+const ORDERS: ServiceCode<'static> = ServiceCode {
+    name: "orders",
+    functions: orders::config::FUNCTIONS,
+    routes: orders::handlers::http::ROUTES,
+};
+
+/// The test each service runs on itself (`services/<name>/tests/**`): the call that checks
+/// its template against its code.
+const SERVICE_CHECK: &str = "testkit::template::assert_service_matches";
+
+/// Every `.rs` file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
 }
 
-/// Every disagreement between the stacks and the code.
+/// Every disagreement between the stacks and the code: the binaries, the scopes, every service
+/// has its own template test, and (the fixture) the orders service's functions and routes.
 fn problems(stacks: &Stacks) -> Vec<String> {
     let root = root();
     let template = stacks.template();
     let fns = template_functions(&template);
     let mut problems = Vec::new();
 
-    // Every service crate on disk is listed above (so a new one cannot escape the check).
+    // Every service checks its own template against its code (testkit::template), so a new
+    // service cannot escape that check.
     for entry in std::fs::read_dir(root.join("services")).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if !SERVICES.iter().any(|(s, _, _)| *s == name) {
-            problems.push(format!(
-                "services/{name} is not listed in SERVICES of this test"
-            ));
+        let dir = entry.unwrap().path();
+        if !dir.join("template.yaml").exists() {
+            continue;
+        }
+        if !files_under(&dir.join("tests"))
+            .iter()
+            .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains(SERVICE_CHECK)))
+        {
+            problems.push(format!("{}: no test calls {SERVICE_CHECK}", dir.display()));
         }
     }
 
@@ -241,58 +245,7 @@ fn problems(stacks: &Stacks) -> Vec<String> {
         }
     }
 
-    for (service, envs, routes) in SERVICES {
-        let of_service: Vec<&FunctionSpec> = fns
-            .iter()
-            .filter(|f| {
-                f.code_uri
-                    .as_deref()
-                    .is_some_and(|u| u.ends_with(&format!("services/{service}")))
-                    || f.env.get(kit::relay::SERVICE_VAR).map(String::as_str) == Some(*service)
-            })
-            .collect();
-        for env in *envs {
-            let Some(f) = of_service.iter().find(|f| f.binary == env.binary) else {
-                problems.push(format!(
-                    "{service}: binary {} is not a function of the template",
-                    env.binary
-                ));
-                continue;
-            };
-            for var in env.vars {
-                if !f.env.contains_key(*var) {
-                    problems.push(format!(
-                        "{}: {var} is read by its config but not set in the template",
-                        f.binary
-                    ));
-                }
-            }
-        }
-        for f in &of_service {
-            if !envs.iter().any(|e| e.binary == f.binary) {
-                problems.push(format!(
-                    "{}: in the template but not in {service}::config::FUNCTIONS",
-                    f.binary
-                ));
-            }
-        }
-        let in_template: BTreeSet<(String, String)> = of_service
-            .iter()
-            .flat_map(|f| f.routes.iter().map(|r| (r.method.clone(), r.path.clone())))
-            .collect();
-        let in_code: BTreeSet<(String, String)> = routes
-            .iter()
-            .map(|r| (r.method.to_owned(), r.path.to_owned()))
-            .collect();
-        for (m, p) in in_template.difference(&in_code) {
-            problems.push(format!("{service}: template route {m} {p} has no handler"));
-        }
-        for (m, p) in in_code.difference(&in_template) {
-            problems.push(format!(
-                "{service}: handler route {m} {p} is not in the template"
-            ));
-        }
-    }
+    problems.extend(service_problems(&fns, &ORDERS));
     problems.extend(scope_problems(&template, &fns));
     problems
 }

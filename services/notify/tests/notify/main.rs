@@ -12,3 +12,4 @@ mod events;
 mod helpers;
 mod http;
 mod openapi;
+mod template;

@@ -15,4 +15,5 @@ mod helpers;
 mod http;
 mod openapi;
 mod outbox_delivery;
+mod template;
 mod timeout;
