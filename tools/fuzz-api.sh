@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # OpenAPI-driven fuzzing of the HTTP API (`make test` runs it after tools/smoke-local.sh):
 # starts `local-stack up` on a free port (with its own resource prefix, on $MOTO_ENDPOINT when
-# set) and runs schemathesis (pinned in tools/requirements.txt) on docs/openapi.yaml against it,
+# set) and runs schemathesis (pinned in tools/requirements.txt) on the OpenAPI document
+# (`local-stack openapi`: docs/openapi.yaml with every services/*/openapi.yaml) against it,
 # once per caller:
 #   customer   a token with the customer scope: every operation with the document's example,
 #              valid and invalid inputs (phases examples, coverage, fuzzing) and sequences that
@@ -23,7 +24,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-spec=$(realpath "${FUZZ_SPEC:-docs/openapi.yaml}")
 examples=${FUZZ_EXAMPLES:-50}
 seed=${FUZZ_SEED:-20261130}
 out=.local/fuzz-api
@@ -31,6 +31,13 @@ mkdir -p "$out"
 log=$out/stack.log
 source tools/lib/local-stack.sh
 start_local_stack fuzz-api fuzz "$log"
+
+if [ -n "${FUZZ_SPEC:-}" ]; then
+  spec=$(realpath "$FUZZ_SPEC")
+else
+  spec=$root/$out/openapi.yaml
+  "$target/debug/local-stack" openapi >"$spec"
+fi
 
 token() { "$target/debug/local-stack" token "$@"; }
 customer=$(token --sub fuzz-customer)

@@ -456,14 +456,14 @@ pub fn scopes() -> kit::http::Scopes {
     }
 }
 
-/// `docs/openapi.yaml`, parsed.
+/// The whole OpenAPI document: `docs/openapi.yaml` with every `services/*/openapi.yaml`
+/// (local_stack::openapi).
 pub fn openapi() -> serde_json::Value {
-    let text =
-        std::fs::read_to_string(repo_root().join("docs/openapi.yaml")).expect("docs/openapi.yaml");
-    serde_norway::from_str(&text).expect("docs/openapi.yaml is valid YAML")
+    local_stack::openapi::document(&repo_root())
+        .unwrap_or_else(|e| panic!("the OpenAPI document: {e:#}"))
 }
 
-/// Checks a service's route table against `docs/openapi.yaml`: every (method, path, status)
+/// Checks a service's route table against the OpenAPI document: every (method, path, status)
 /// the router declares is documented, and every documented one under `prefix` is routed.
 pub fn assert_routes_documented(routes: &[kit::http::Route], prefix: &str) {
     use std::collections::BTreeSet;
@@ -501,11 +501,11 @@ pub fn assert_routes_documented(routes: &[kit::http::Route], prefix: &str) {
     let unrouted: Vec<_> = documented.difference(&routed).collect();
     assert!(
         undocumented.is_empty(),
-        "missing from docs/openapi.yaml: {undocumented:?}"
+        "missing from the OpenAPI document (the service's openapi.yaml): {undocumented:?}"
     );
     assert!(
         unrouted.is_empty(),
-        "in docs/openapi.yaml but not in the router: {unrouted:?}"
+        "in the OpenAPI document but not in the router: {unrouted:?}"
     );
 }
 

@@ -1,4 +1,5 @@
-//! Holds the body schemas of `docs/openapi.yaml` against the JSON Schemas schemars derives from
+//! Holds the body schemas of the OpenAPI document (`docs/openapi.yaml` and the services'
+//! `openapi.yaml`, [`crate::openapi`]) against the JSON Schemas schemars derives from
 //! the Rust types that read the requests and write the responses, so the document cannot drift
 //! from the code.
 //!
@@ -54,7 +55,7 @@ pub fn differences<T: JsonSchema>(doc: &Value, component: &str, response: bool) 
     };
     let documented = doc["components"]["schemas"]
         .get(component)
-        .unwrap_or_else(|| panic!("docs/openapi.yaml has no #/components/schemas/{component}"));
+        .unwrap_or_else(|| panic!("the OpenAPI document has no #/components/schemas/{component}"));
     let documented = shape(&resolve(doc, documented, 0));
     let generated = SchemaSettings::draft2020_12()
         .with(|s| {
@@ -74,7 +75,7 @@ fn assert_documented<T: JsonSchema>(component: &str, response: bool) {
     let found = differences::<T>(&doc, component, response);
     assert!(
         found.is_empty(),
-        "docs/openapi.yaml#/components/schemas/{component} does not match the Rust type {}:\n  {}",
+        "#/components/schemas/{component} of the OpenAPI document does not match the Rust type {}:\n  {}",
         std::any::type_name::<T>(),
         found.join("\n  ")
     );
@@ -82,16 +83,16 @@ fn assert_documented<T: JsonSchema>(component: &str, response: bool) {
 
 /// `schema` with every `#/components/schemas/…` reference replaced by its target.
 fn resolve(doc: &Value, schema: &Value, depth: usize) -> Value {
-    assert!(depth < 32, "docs/openapi.yaml: recursive $ref");
+    assert!(depth < 32, "the OpenAPI document: recursive $ref");
     match schema {
         Value::Object(map) => {
             if let Some(target) = map.get("$ref").and_then(Value::as_str) {
                 let name = target
                     .strip_prefix("#/components/schemas/")
-                    .unwrap_or_else(|| panic!("docs/openapi.yaml: unsupported $ref {target}"));
+                    .unwrap_or_else(|| panic!("the OpenAPI document: unsupported $ref {target}"));
                 let found = doc["components"]["schemas"]
                     .get(name)
-                    .unwrap_or_else(|| panic!("docs/openapi.yaml: dangling $ref {target}"));
+                    .unwrap_or_else(|| panic!("the OpenAPI document: dangling $ref {target}"));
                 return resolve(doc, found, depth + 1);
             }
             Value::Object(

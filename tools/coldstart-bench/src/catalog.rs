@@ -1,11 +1,18 @@
-//! The functions the bench runs, the realistic event each gets (built from the services'
-//! `tests/fixtures/`, with fresh ids per invocation so the warm invocation does the same work as
-//! the first), and what counts as a successful answer.
+//! The functions the bench runs, the event each gets, and what counts as a successful answer.
+//!
+//! The functions are the template's (every service stack's function that serves an event), so a
+//! new service is benched without an edit here. The functions this catalog knows get a realistic
+//! event (built from the services' `tests/fixtures/`, with fresh ids per invocation so the warm
+//! invocation does the same work as the first); any other gets one derived from its template
+//! events: a GET of its first GET route, an empty SQS batch, an outbox INSERT of its service
+//! (every relay runs the same binary), or the schedule's event.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use serde_json::{Value, json};
+
+use local_stack::functions::FunctionSpec;
 
 use crate::world::{CUSTOMER, World, lock};
 
@@ -20,7 +27,7 @@ pub enum Kind {
 }
 
 /// The event a function is invoked with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     /// `GET /v1/orders/{id}` of an order of the fixture's customer.
     GetOrder,
@@ -35,7 +42,12 @@ pub enum EventKind {
     /// SQS batch of one `OrderConfirmed` (notify fixture) for a new order id.
     NotifyQueue,
     /// DynamoDB stream batch of one outbox INSERT of `source`'s service.
-    Stream { source: &'static str },
+    Stream { source: String },
+    /// A function the catalog does not know: a GET of one of its routes, each path parameter a
+    /// fresh id (200 or 404 is an answer).
+    Route { method: String, path: String },
+    /// A consumer the catalog does not know: an SQS batch without records.
+    EmptyBatch,
     /// The EventBridge schedule's "Scheduled Event" (the saga timeout's sweep).
     Scheduled,
     /// `{}`.
@@ -48,7 +60,7 @@ pub enum EventKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Program {
     /// A cargo binary of the workspace.
-    Binary(&'static str),
+    Binary(String),
     /// `python -m awslambdaric <handler>` in `tools/coldstart-bench/python`.
     Python { handler: &'static str },
 }
@@ -56,7 +68,7 @@ pub enum Program {
 /// One function of the bench.
 #[derive(Debug, Clone)]
 pub struct Function {
-    pub name: &'static str,
+    pub name: String,
     pub kind: Kind,
     pub program: Program,
     pub event: EventKind,
@@ -64,55 +76,109 @@ pub struct Function {
     pub baseline: bool,
 }
 
-const fn rust(name: &'static str, kind: Kind, event: EventKind) -> Function {
+fn rust(name: &str, kind: Kind, event: EventKind) -> Function {
     Function {
-        name,
+        name: name.to_owned(),
         kind,
-        program: Program::Binary(name),
+        program: Program::Binary(name.to_owned()),
         event,
         baseline: false,
     }
 }
 
-/// A service's relay function: the shared `outbox-relay` binary on a stream of `source` events.
-const fn relay(name: &'static str, source: &'static str) -> Function {
-    Function {
-        program: Program::Binary("outbox-relay"),
-        ..rust(name, Kind::Runtime, EventKind::Stream { source })
+/// The realistic event of a function this catalog knows.
+fn known(name: &str) -> Option<EventKind> {
+    use EventKind::*;
+    Some(match name {
+        "orders-events" => OrdersQueue,
+        "orders-timeout" => Scheduled,
+        "orders-http" => GetOrder,
+        "payments-events" => PaymentsQueue,
+        "payments-http" => GetPayment,
+        "notify-events" => NotifyQueue,
+        "notify-http" => ListNotifications,
+        _ => return None,
+    })
+}
+
+/// The event of a function the catalog does not know, from its template events.
+fn derived(spec: &FunctionSpec) -> Option<EventKind> {
+    if let Some(service) = spec.env.get(kit::relay::SERVICE_VAR) {
+        return Some(EventKind::Stream {
+            source: format!("{}.{service}", crate::world::APP),
+        });
+    }
+    if let Some(route) = spec.routes.iter().find(|r| r.method == "GET") {
+        return Some(EventKind::Route {
+            method: route.method.clone(),
+            path: route.path.clone(),
+        });
+    }
+    if !spec.sqs.is_empty() {
+        return Some(EventKind::EmptyBatch);
+    }
+    if !spec.schedules.is_empty() {
+        return Some(EventKind::Scheduled);
+    }
+    None
+}
+
+/// Where a function runs in a service's turn: its consumers and jobs first, so that its HTTP
+/// function reads data they wrote, then the relay.
+fn turn(spec: &FunctionSpec) -> u8 {
+    match () {
+        () if !spec.sqs.is_empty() => 0,
+        () if !spec.schedules.is_empty() => 1,
+        () if !spec.routes.is_empty() => 2,
+        () => 3,
     }
 }
 
-/// Every function in run order: the event consumers of a service run before its HTTP function,
-/// so the HTTP function reads data they wrote.
-pub fn rust_functions() -> Vec<Function> {
-    use EventKind::*;
-    use Kind::*;
-    vec![
-        rust("orders-events", Runtime, OrdersQueue),
-        rust("orders-timeout", Runtime, Scheduled),
-        rust("orders-http", Http, GetOrder),
-        relay("orders-relay", "shop.orders"),
-        rust("payments-events", Runtime, PaymentsQueue),
-        rust("payments-http", Http, GetPayment),
-        relay("payments-relay", "shop.payments"),
-        rust("notify-events", Runtime, NotifyQueue),
-        rust("notify-http", Http, ListNotifications),
-        relay("notify-relay", "shop.notify"),
+/// Every function of the template that serves an event (`specs`: the template's functions), in
+/// run order, then the two hello-world baselines.
+pub fn rust_functions<'a>(specs: impl IntoIterator<Item = &'a FunctionSpec>) -> Vec<Function> {
+    let mut specs: Vec<&FunctionSpec> = specs.into_iter().collect();
+    specs.sort_by_key(|s| (service_of(s), turn(s), s.short_name.clone()));
+    let mut functions: Vec<Function> = specs
+        .into_iter()
+        .filter_map(|spec| {
+            let event = known(&spec.short_name).or_else(|| derived(spec))?;
+            let kind = if spec.routes.is_empty() {
+                Kind::Runtime
+            } else {
+                Kind::Http
+            };
+            Some(Function {
+                program: Program::Binary(spec.binary.clone()),
+                ..rust(&spec.short_name, kind, event)
+            })
+        })
+        .collect();
+    functions.extend([
         Function {
             baseline: true,
-            ..rust("hello-runtime", Runtime, Hello)
+            ..rust("hello-runtime", Kind::Runtime, EventKind::Hello)
         },
         Function {
             baseline: true,
-            ..rust("hello-http", Http, HelloHttp)
+            ..rust("hello-http", Kind::Http, EventKind::HelloHttp)
         },
-    ]
+    ]);
+    functions
+}
+
+/// The service of a function: its short name less its kind (`orders-http` → `orders`).
+fn service_of(spec: &FunctionSpec) -> String {
+    spec.short_name
+        .rsplit_once('-')
+        .map_or(spec.short_name.as_str(), |(service, _)| service)
+        .to_owned()
 }
 
 /// The Python equivalents of `orders-http` (GET an order: one DynamoDB GetItem).
 pub fn python_functions() -> Vec<Function> {
-    let python = |name, handler| Function {
-        name,
+    let python = |name: &str, handler| Function {
+        name: name.to_owned(),
         kind: Kind::Http,
         program: Program::Python { handler },
         event: EventKind::GetOrder,
@@ -212,7 +278,7 @@ fn stream_batch(root: &Path, source: &str) -> anyhow::Result<Value> {
 
 impl EventKind {
     /// A fresh event, with the data it refers to in place.
-    pub async fn build(self, root: &Path, world: &World) -> anyhow::Result<Value> {
+    pub async fn build(&self, root: &Path, world: &World) -> anyhow::Result<Value> {
         match self {
             EventKind::GetOrder => {
                 let id = world.some_order().await?;
@@ -268,6 +334,29 @@ impl EventKind {
                 )
             }
             EventKind::Stream { source } => stream_batch(root, source),
+            EventKind::Route { method, path } => {
+                let mut parameters = serde_json::Map::new();
+                let raw: Vec<String> = path
+                    .split('/')
+                    .map(|segment| {
+                        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                            Some(name) => {
+                                let id = fresh_id();
+                                parameters.insert(name.to_owned(), json!(id));
+                                id
+                            }
+                            None => segment.to_owned(),
+                        }
+                    })
+                    .collect();
+                let mut event = http_get(root, &format!("{method} {path}"), &raw.join("/"))?;
+                event["requestContext"]["http"]["method"] = json!(method);
+                if !parameters.is_empty() {
+                    event["pathParameters"] = Value::Object(parameters);
+                }
+                Ok(event)
+            }
+            EventKind::EmptyBatch => Ok(json!({ "Records": [] })),
             EventKind::Scheduled => Ok(json!({
                 "version": "0", "id": fresh_id(), "detail-type": "Scheduled Event",
                 "source": "aws.events", "account": "123456789012",
@@ -280,13 +369,14 @@ impl EventKind {
         }
     }
 
-    /// Whether `body` is a successful answer to this event: HTTP 200, a batch response
+    /// Whether `body` is a successful answer to this event: HTTP 200 (or 404 to a GET of fresh
+    /// ids), a batch response
     /// without item failures, or (a scheduled job) any JSON report.
-    pub fn check(self, kind: Kind, body: &[u8]) -> anyhow::Result<()> {
-        if self == EventKind::Hello {
+    pub fn check(&self, kind: Kind, body: &[u8]) -> anyhow::Result<()> {
+        if *self == EventKind::Hello {
             return Ok(());
         }
-        if self == EventKind::Scheduled {
+        if *self == EventKind::Scheduled {
             return serde_json::from_slice::<Value>(body)
                 .map(drop)
                 .map_err(|e| anyhow!("the job's report is not JSON ({e})"));
@@ -300,6 +390,7 @@ impl EventKind {
         match kind {
             Kind::Http => match answer["statusCode"].as_u64() {
                 Some(200) => Ok(()),
+                Some(404) if matches!(self, EventKind::Route { .. }) => Ok(()),
                 _ => Err(anyhow!("HTTP answer is not 200: {answer}")),
             },
             Kind::Runtime => match answer["batchItemFailures"].as_array() {
@@ -308,5 +399,89 @@ impl EventKind {
                 None => Err(anyhow!("not a batch response: {answer}")),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn specs() -> Vec<FunctionSpec> {
+        crate::world::template_functions(&crate::world::repo_root()).unwrap()
+    }
+
+    /// `name`'s spec, renamed as the same kind of function of a service the catalog does not know.
+    fn of_new_service(name: &str) -> FunctionSpec {
+        let mut spec = specs().into_iter().find(|s| s.short_name == name).unwrap();
+        spec.short_name = name.replace("orders", "widgets");
+        if spec.env.contains_key(kit::relay::SERVICE_VAR) {
+            spec.env
+                .insert(kit::relay::SERVICE_VAR.into(), "widgets".into());
+        }
+        spec
+    }
+
+    #[test]
+    fn every_function_of_the_template_that_serves_an_event_is_benched() {
+        let specs = specs();
+        let benched: Vec<String> = rust_functions(&specs)
+            .into_iter()
+            .filter(|f| !f.baseline)
+            .map(|f| f.name)
+            .collect();
+        for spec in &specs {
+            let serves = !(spec.routes.is_empty()
+                && spec.sqs.is_empty()
+                && spec.streams.is_empty()
+                && spec.schedules.is_empty());
+            assert_eq!(
+                benched.contains(&spec.short_name),
+                serves,
+                "{}",
+                spec.short_name
+            );
+        }
+    }
+
+    #[test]
+    fn a_function_the_catalog_does_not_know_gets_an_event_from_its_template_events() {
+        let new = [
+            of_new_service("orders-http"),
+            of_new_service("orders-events"),
+            of_new_service("orders-relay"),
+        ];
+        let functions = rust_functions(&new);
+        let event = |name: &str| {
+            functions
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| (f.kind, f.event.clone()))
+                .unwrap()
+        };
+        assert!(matches!(
+            event("widgets-http"),
+            (Kind::Http, EventKind::Route { method, .. }) if method == "GET"
+        ));
+        assert_eq!(
+            event("widgets-events"),
+            (Kind::Runtime, EventKind::EmptyBatch)
+        );
+        assert_eq!(
+            event("widgets-relay"),
+            (
+                Kind::Runtime,
+                EventKind::Stream {
+                    source: "shop.widgets".into()
+                }
+            )
+        );
+        // A consumer runs before the HTTP function of its service, and the relay last.
+        let order: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            &order[..3],
+            ["widgets-events", "widgets-http", "widgets-relay"]
+        );
     }
 }

@@ -65,7 +65,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&options.log_dir)
         .with_context(|| format!("creating {}", options.log_dir.display()))?;
     let world = World::start(&root, options.tls).await?;
-    let mut functions = catalog::rust_functions();
+    let mut functions = catalog::rust_functions(world.specs());
     let mut python_skipped = None;
     let mut python = None;
     if options.python {
@@ -105,13 +105,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut reports = Vec::new();
     for ((function, samples), errors) in functions.iter().zip(samples).zip(errors) {
         let mut report = FunctionReport::new(
-            function.name,
+            &function.name,
             function.kind,
             function.baseline,
             samples,
             errors,
         );
-        if let Program::Binary(bin) = function.program {
+        if let Program::Binary(bin) = &function.program {
             report.zip_bytes = zip_size(&options.bin_dir.join(bin), &options.log_dir).ok();
         }
         reports.push(report);
@@ -138,7 +138,7 @@ fn launch(
     python: Option<&Path>,
 ) -> anyhow::Result<Launch> {
     let log_file = options.log_dir.join(format!("{}.log", function.name));
-    let mut env = world.env(function.name);
+    let mut env = world.env(&function.name);
     env.insert(
         "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
         options.initialization_type.clone(),
@@ -149,7 +149,7 @@ fn launch(
             let program = options.bin_dir.join(bin);
             if !program.exists() {
                 bail!(
-                    "{} not built (cargo build --release -p orders -p payments -p notify -p outbox-relay -p baselines, as make bench does)",
+                    "{} not built (cargo build --release of the function packages and baselines, as make bench does)",
                     program.display()
                 );
             }

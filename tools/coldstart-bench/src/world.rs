@@ -20,6 +20,9 @@ use crate::tls::TlsProxy;
 /// The region every function and client uses.
 pub const REGION: &str = "eu-west-1";
 
+/// The template's default `AppName`, the prefix of every event source (`shop.orders`).
+pub const APP: &str = "shop";
+
 /// The customer (JWT `sub`) of the fixtures.
 pub const CUSTOMER: &str = "customer-1";
 
@@ -40,6 +43,11 @@ pub struct World {
 }
 
 impl World {
+    /// The template's functions.
+    pub fn specs(&self) -> impl Iterator<Item = &FunctionSpec> {
+        self.specs.values()
+    }
+
     /// The short names (`orders-relay`) of the template's functions that serve an event: every
     /// function of a service (a deployment hook, which has none, is not one).
     pub fn service_functions(&self) -> Vec<String> {
@@ -54,6 +62,23 @@ impl World {
             .map(|s| s.short_name.clone())
             .collect()
     }
+}
+
+/// The functions of `template`, as the local stack runs them.
+fn functions(
+    template: &local_stack::template::Template,
+    ctx: &Context,
+    root: &Path,
+) -> anyhow::Result<Vec<FunctionSpec>> {
+    local_stack::functions::functions(template, ctx, root, &root.join("infra"))
+}
+
+/// The template's functions (the platform and every service stack), without a moto.
+pub fn template_functions(root: &Path) -> anyhow::Result<Vec<FunctionSpec>> {
+    let template = local_stack::stacks::load(root)?;
+    let mut ctx = Context::new(&template, "bench", REGION, &HashMap::new())?;
+    resources::name_resources(&template, &mut ctx, None)?;
+    functions(&template, &ctx, root)
 }
 
 impl World {
@@ -76,12 +101,10 @@ impl World {
         resources::provision(&template, &mut ctx, &clients, None)
             .await
             .context("creating the template's resources in moto")?;
-        let template_dir = root.join("infra");
-        let specs: BTreeMap<String, FunctionSpec> =
-            local_stack::functions::functions(&template, &ctx, root, &template_dir)?
-                .into_iter()
-                .map(|spec| (spec.short_name.clone(), spec))
-                .collect();
+        let specs: BTreeMap<String, FunctionSpec> = functions(&template, &ctx, root)?
+            .into_iter()
+            .map(|spec| (spec.short_name.clone(), spec))
+            .collect();
         let orders_table = specs
             .get("orders-http")
             .and_then(|s| s.env.get("ORDERS_TABLE"))

@@ -12,6 +12,7 @@ pub mod functions;
 pub mod http_api;
 pub mod jwt;
 pub mod moto;
+pub mod openapi;
 pub mod page;
 pub mod pattern;
 pub mod report;

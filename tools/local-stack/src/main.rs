@@ -73,6 +73,9 @@ enum Command {
         #[arg(long)]
         width: Option<usize>,
     },
+    /// Print the HTTP API's whole OpenAPI document (YAML): docs/openapi.yaml with every
+    /// services/*/openapi.yaml.
+    Openapi,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +244,11 @@ async fn main() -> anyhow::Result<()> {
                 .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
                 .unwrap_or(100);
             print(local_stack::timeline::render_text(&view, width).trim_end());
+        }
+        Command::Openapi => {
+            let root = workspace_root(&std::env::current_dir()?)?;
+            let document = local_stack::openapi::document(&root)?;
+            print(serde_norway::to_string(&document)?.trim_end());
         }
     }
     Ok(())
