@@ -9,7 +9,7 @@ FUNCTION_PACKAGES := $(addprefix -p ,$(SERVICES) outbox-relay)
 # once, as in the tests and scripts); `make run`, `token`, `trace` and `redrive` run them from here.
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug
 
-.PHONY: help bins openapi setup run test chaos screenshot lint fmt schemas token trace build-lambda deploy infra-check bench bench-check redrive load latency
+.PHONY: help bins new-service openapi setup run test chaos screenshot lint fmt schemas token trace build-lambda deploy infra-check bench bench-check redrive load latency
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ schemas: ## Regenerate the event JSON Schemas in shared/kit/schemas from the Rus
 
 openapi: bins ## The HTTP API's whole OpenAPI document (docs/openapi.yaml + services/*/openapi.yaml), printed and written to .local/openapi.yaml
 	@mkdir -p .local && $(BIN)/local-stack openapi | tee .local/openapi.yaml
+
+new-service: ## Create a service in the house shape, with no edit outside its folder: make new-service NAME=widgets
+	$(if $(NAME),,$(error usage: make new-service NAME=<name>))
+	python3 tools/new-service/new-service.py "$(NAME)"
 
 token: bins ## Mint a local dev token (customer scope): make token SUB=alice [SCOPES="shop/orders shop/admin"] [NO_SCOPES=1]
 	@$(BIN)/local-stack token --sub "$(or $(SUB),dev-user)" $(if $(SCOPES),--scopes "$(SCOPES)") $(if $(NO_SCOPES),--no-scopes)

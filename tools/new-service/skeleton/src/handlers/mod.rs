@@ -1,0 +1,4 @@
+//! Entry points: the HTTP API and the event consumer.
+
+pub mod events;
+pub mod http;
