@@ -9,7 +9,10 @@ under docs/runbooks/ mentions an alarm's logical id (as a whole word) together w
 page names in backticks an alarm id (`...Alarm`) the template no longer has, or when an
 alarm's `AlarmDescription` does not end with the link the notification carries,
 `Runbook: ${RunbookBaseUrl}/<page>.md#<anchor>`, to a page that names the alarm and to one of
-its headings (GitHub's anchors). Stdlib only, so infra/check.sh can run it with the project's
+its headings (GitHub's anchors). An alarm of a service (its name starts with the name of a
+folder of services/) is also named by the generic forms a page gives for every service:
+`<Service>QueueDlqAlarm` with `<service>-queue-dlq`, so a new service's alarms need no edit of
+the pages. Stdlib only, so infra/check.sh can run it with the project's
 Python.
 
     python3 tools/check-runbooks.py [--template .local/infra/union.cfn.json | a template.yaml] [--runbooks docs/runbooks]
@@ -140,11 +143,18 @@ def main() -> int:
         print(f"FAIL no runbook page under {args.runbooks}")
         return 1
 
+    services = {d.name for d in (root / "services").iterdir() if d.is_dir()} if (root / "services").is_dir() else set()
     problems = []
     for alarm, name in alarms.items():
-        word = re.compile(rf"\b{re.escape(alarm)}\b")
-        named = re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9-])")
-        found = [p for p, text in pages.items() if word.search(text) and named.search(text)]
+        forms = [(alarm, name)]
+        service = name.split("-", 1)[0]
+        if service in services and alarm.startswith(service.capitalize()):
+            forms.append(("<Service>" + alarm[len(service):], "<service>" + name[len(service):]))
+        patterns = [
+            (re.compile(rf"(?<![A-Za-z0-9>]){re.escape(a)}\b"), re.compile(rf"(?<![A-Za-z0-9>]){re.escape(n)}(?![A-Za-z0-9-])"))
+            for a, n in forms
+        ]
+        found = [p for p, text in pages.items() if any(w.search(text) and n.search(text) for w, n in patterns)]
         problems.extend(link_problems(alarm, found_alarms[alarm][1], args.runbooks, pages, found))
         if found:
             names = ", ".join(str(p.relative_to(args.runbooks)) for p in found)
