@@ -17,17 +17,20 @@ use local_stack::{Options, Stack, runtime::Outcome, stack::workspace_root};
 use serde_json::json;
 
 const HOOK: &str = "deploy-smoke";
-const GUARDED: [&str; 9] = [
-    "orders-http",
-    "orders-events",
-    "orders-relay",
-    "payments-http",
-    "payments-events",
-    "payments-relay",
-    "notify-http",
-    "notify-events",
-    "notify-relay",
-];
+
+/// Every function the hook guards: each service function that serves routes, a queue or a
+/// stream, found in the stacks (a new service's included).
+fn guarded() -> Vec<String> {
+    let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let template = local_stack::stacks::load(&root).unwrap();
+    let mut names: Vec<String> = testkit::template::template_functions(&template)
+        .into_iter()
+        .filter(|f| !(f.routes.is_empty() && f.sqs.is_empty() && f.streams.is_empty()))
+        .map(|f| f.short_name)
+        .collect();
+    names.sort();
+    names
+}
 
 /// The local stack running `functions` and the hook (no HTTP API, no event source mappings:
 /// only direct invocations), on the test binary's moto with its own resource prefix.
@@ -144,6 +147,15 @@ impl Reporter for Verdicts {
 
 /// Runs the hook for a deployment of `binary` and returns the verdict it reported.
 async fn hook_verdict(stack: &Stack, binary: &str) -> Status {
+    hook_verdict_with(stack, binary, &smoke_events(stack)).await
+}
+
+/// [`hook_verdict`] with these smoke events.
+async fn hook_verdict_with(
+    stack: &Stack,
+    binary: &str,
+    events: &deploy_smoke::smoke::SmokeEvents,
+) -> Status {
     let event = HookEvent {
         deployment_id: format!("d-{binary}"),
         execution_id: "exec-1".into(),
@@ -151,7 +163,7 @@ async fn hook_verdict(stack: &Stack, binary: &str) -> Status {
     let reporter = Verdicts::default();
     let outcome = deploy_smoke::handle(
         &event,
-        &smoke_events(stack),
+        events,
         &OneFunction(name_of(stack, binary)),
         &LocalLambda(stack),
         &reporter,
@@ -164,8 +176,14 @@ async fn hook_verdict(stack: &Stack, binary: &str) -> Status {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_guarded_function_passes_the_hook_against_the_local_stack() {
-    let stack = stack(&GUARDED).await;
-    for binary in GUARDED {
+    let guarded = guarded();
+    assert!(
+        guarded.len() >= 9,
+        "the three services' functions: {guarded:?}"
+    );
+    let names: Vec<&str> = guarded.iter().map(String::as_str).collect();
+    let stack = stack(&names).await;
+    for binary in &names {
         assert_eq!(
             hook_verdict(&stack, binary).await,
             Status::Succeeded,
@@ -181,7 +199,7 @@ async fn every_guarded_function_passes_the_hook_against_the_local_stack() {
         .filter(|d| d.source == "invoke")
         .map(|d| d.function)
         .collect();
-    let expected: Vec<String> = GUARDED.iter().map(|b| name_of(&stack, b)).collect();
+    let expected: Vec<String> = names.iter().map(|b| name_of(&stack, b)).collect();
     assert_eq!(invoked, expected);
 }
 
@@ -204,4 +222,45 @@ async fn a_consumer_that_crashes_fails_the_hook() {
     vars.insert("NOTIFY_TABLE".to_owned(), String::new());
     stack.set_env("notify-events", vars).unwrap();
     assert_eq!(hook_verdict(&stack, "notify-events").await, Status::Failed);
+}
+
+/// A function the configuration has no event of its own for (a new service's) is smoked with the
+/// generic `http` event, a GET of a path no function routes: a started function answers 404,
+/// which passes; one that cannot start does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_function_without_its_own_smoke_event_passes_on_the_generic_one() {
+    let stack = stack(&["notify-http"]).await;
+    let hook = stack.function(HOOK).unwrap().spec();
+    let mut raw: serde_json::Value =
+        serde_json::from_str(hook.env.get(config::SMOKE_EVENTS_VAR).unwrap()).unwrap();
+    raw.as_object_mut()
+        .unwrap()
+        .remove("notify-http")
+        .expect("notify-http has its own event");
+    let generic = config::parse_smoke_events(&raw.to_string()).unwrap();
+    let event = generic
+        .for_function(&name_of(&stack, "notify-http"))
+        .unwrap();
+    let answer = stack
+        .invoke("notify-http", &serde_json::from_slice(event).unwrap())
+        .await
+        .unwrap();
+    let Outcome::Response(body) = answer.outcome else {
+        panic!("notify-http failed: {}", answer.outcome.describe());
+    };
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["statusCode"], 404, "{body}");
+    assert_eq!(
+        hook_verdict_with(&stack, "notify-http", &generic).await,
+        Status::Succeeded
+    );
+
+    let vars = [("NOTIFY_TABLE".to_owned(), String::new())];
+    stack
+        .set_env("notify-http", vars.into_iter().collect())
+        .unwrap();
+    assert_eq!(
+        hook_verdict_with(&stack, "notify-http", &generic).await,
+        Status::Failed
+    );
 }
