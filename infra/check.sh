@@ -149,6 +149,14 @@ for template in "$platform" "${services[@]}" "${modules[@]}"; do
   check "checkov $template transformed" "$venv/checkov" --config-file infra/.checkov.yaml -f "$out/$id.cfn.json"
 done
 
+# Across the stacks: no circular dependency in any of them as deployed (a nested stack's outputs
+# read by a function whose version the nested stack reads is one), and no block that two service
+# templates share (what every service has belongs in infra/modules).
+check "no circular dependency in any stack (transformed, nested stacks as resources)" \
+  "$venv/python" infra/tools/stacks.py cycles "$platform" "${services[@]}" "${modules[@]}"
+check "no two service templates share a block of 6+ lines (infra/tools/check_repetition.py)" \
+  "$venv/python" infra/tools/check_repetition.py "${services[@]}"
+
 # All stacks together: the union (infra/tools/stacks.py) is what the one template was, so every
 # assertion and rule that spans services still applies.
 check "union of the platform and ${#services[@]} services (modules expanded, imports resolved; Stage=dev)" \
