@@ -3,8 +3,10 @@
 # services/*/template.yaml, every infra/modules/*.yaml: cfn-lint, SAM -> CloudFormation transform,
 # cfn-guard, checkov) and over their union (infra/tools/stacks.py: the deployment assertions,
 # cfn-guard rules that must pass and not skip, checkov), cfn-guard rules failing on their bad fixtures,
-# checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows, and a
-# runbook page and a working runbook link for every alarm (tools/check-runbooks.py).
+# checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows, a
+# runbook page and a working runbook link for every alarm (tools/check-runbooks.py), no circular
+# dependency in any stack (infra/tools/stacks.py cycles) and no block of lines two service
+# templates share (infra/tools/check_repetition.py).
 # Needs ./tools/setup.sh to have run.
 # Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
