@@ -3,8 +3,10 @@
 # services/*/template.yaml, every infra/modules/*.yaml: cfn-lint, SAM -> CloudFormation transform,
 # cfn-guard, checkov) and over their union (infra/tools/stacks.py: the deployment assertions,
 # cfn-guard rules that must pass and not skip, checkov), cfn-guard rules failing on their bad fixtures,
-# checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows, and a
-# runbook page and a working runbook link for every alarm (tools/check-runbooks.py).
+# checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows, a
+# runbook page and a working runbook link for every alarm (tools/check-runbooks.py), no circular
+# dependency in any stack (infra/tools/stacks.py cycles) and no block of lines two service
+# templates share (infra/tools/check_repetition.py).
 # Needs ./tools/setup.sh to have run.
 # Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -148,6 +150,14 @@ for template in "$platform" "${services[@]}" "${modules[@]}"; do
   check "checkov $template" "$venv/checkov" --config-file infra/.checkov.yaml -f "$template"
   check "checkov $template transformed" "$venv/checkov" --config-file infra/.checkov.yaml -f "$out/$id.cfn.json"
 done
+
+# Across the stacks: no circular dependency in any of them as deployed (a nested stack's outputs
+# read by a function whose version the nested stack reads is one), and no block that two service
+# templates share (what every service has belongs in infra/modules).
+check "no circular dependency in any stack (transformed, nested stacks as resources)" \
+  "$venv/python" infra/tools/stacks.py cycles "$platform" "${services[@]}" "${modules[@]}"
+check "no two service templates share a block of 6+ lines (infra/tools/check_repetition.py)" \
+  "$venv/python" infra/tools/check_repetition.py "${services[@]}"
 
 # All stacks together: the union (infra/tools/stacks.py) is what the one template was, so every
 # assertion and rule that spans services still applies.

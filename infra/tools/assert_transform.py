@@ -5,7 +5,8 @@ Reads the union of the transformed platform and service stacks (infra/tools/stac
 expanded, every import of a platform export replaced by its value), so each assertion sees the
 whole application as it did when it was one template.
 
-For each function of the contract: an alias `live`, a CodeDeploy deployment group and a role of
+For each function of the contract (every <service>-http, -events and -relay function of the stacks,
+found by its name, and a relay for every service folder): an alias `live`, a CodeDeploy deployment group and a role of
 its own, and a failure alarm in that group that watches the function's own failure metric
 (5xx responses, failed messages, events not published) for the version being deployed; for
 orders-http: provisioned concurrency on the alias and an auto-scaling target on it. Every route
@@ -14,9 +15,12 @@ an external JWT issuer without an audience, and a prod stack with localhost/empt
 origins or callback URLs or with the payment simulator; infra/samconfig.toml's dev and staging
 parameters pass them and its prod parameters cannot reach prod unchanged. The public Cognito
 client is a PKCE client (no secret, code grant only); the client-credentials smoke client is
-never created in prod. Least privilege: every function's DynamoDB actions are the ones its
-adapters call (no Scan, no DeleteItem, no batch writes, unless allow-listed here), index queries
-are granted on index ARNs only, and every KMS grant is limited by `kms:ViaService`. Every
+never created in prod. Least privilege, for any function: no wildcard action or resource, no
+Scan, DeleteItem or batch writes (unless allow-listed here), table actions only on its own
+service's table (its `service` tag), index queries on index ARNs only, exactly the DynamoDB
+actions its template declares next to it (`Metadata.TableActions`: its adapters' calls), every
+KMS grant limited by `kms:ViaService`, and events:PutEvents only with `events:source` =
+shop.<its service>. Every
 dead-letter queue is retained on deletion and replacement. Alarms: every one notifies the alarm
 topic and links its runbook; every consumed queue has an age-of-oldest-message alarm, every
 table a throttle alarm over the table and its indexes, the API a p99 latency alarm and a 5xx
@@ -34,12 +38,40 @@ import sys
 import tomllib
 from pathlib import Path
 
-CONTRACT_FUNCTIONS = [f"{s}-{k}" for s in ("orders", "payments", "notify") for k in ("http", "events", "relay")]
+ROOT = Path(__file__).resolve().parents[2]
 # The EMF namespace of shared/kit/src/metrics.rs and the metric each kind of function emits
 # per function version when it fails without failing its invocation.
 METRICS_NAMESPACE = "ServerlessRustShop"
 CUSTOMER_SCOPE = {"Fn::Sub": "${AppName}/orders"}
 FAILURE_METRIC = {"http": "Responses5xx", "events": "MessagesFailed", "relay": "EventsNotPublished"}
+
+
+# A function of the contract: ${AppName}-${Stage}-<service>-<kind>, kind one of FAILURE_METRIC's.
+CONTRACT_NAME = re.compile(r"^\$\{AppName\}-\$\{Stage\}-([a-z0-9]+)-(" + "|".join(FAILURE_METRIC) + r")$")
+
+
+def function_name(resource: dict) -> str | None:
+    """The short name (<service>-<kind>) of an AWS::Lambda::Function named ${AppName}-${Stage}-<short>."""
+    name = resource.get("Properties", {}).get("FunctionName")
+    text = name.get("Fn::Sub") if isinstance(name, dict) else None
+    if isinstance(text, str) and text.startswith("${AppName}-${Stage}-"):
+        return text.removeprefix("${AppName}-${Stage}-")
+    return None
+
+
+def contract_functions(resources: dict) -> list:
+    """Every <service>-<kind> function of the stacks (kind http, events or relay), found by name."""
+    found = set()
+    for r in resources.values():
+        if r.get("Type") == "AWS::Lambda::Function":
+            name = f"${{AppName}}-${{Stage}}-{function_name(r)}"
+            if CONTRACT_NAME.match(name):
+                found.add(function_name(r))
+    return sorted(found)
+
+
+def service_folders(root: Path = ROOT) -> list:
+    return sorted(p.parent.name for p in root.glob("services/*/template.yaml"))
 
 
 def logical_id(binary: str) -> str:
@@ -319,20 +351,9 @@ def cognito_problems(template: dict) -> list:
 # needs one is listed here with its reason.
 FORBIDDEN_TABLE_ACTIONS = {"dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:*"}
 TABLE_ACTION_ALLOW_LIST: dict = {}
-# What each function's adapters call (services/*/src/adapters, kit::dynamo, kit::idempotency):
-# GetItem for reads and processed markers, PutItem for every write (TransactWriteItems of Puts,
-# the payment ledger), UpdateItem for the orders' per-customer write counter and open-order set
-# (kit::rate_limit, the guard of an order's transaction), Query on an index; notify-http's GetItem
-# is only of kit::prime's key (its connection priming; a dynamodb:LeadingKeys condition).
-TABLE_ACTIONS = {
-    "orders-http": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
-    "orders-events": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
-    "orders-timeout": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
-    "payments-http": {"dynamodb:GetItem"},
-    "payments-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
-    "notify-http": {"dynamodb:Query", "dynamodb:GetItem"},
-    "notify-events": {"dynamodb:GetItem", "dynamodb:PutItem"},
-}
+# What each function's adapters call (services/*/src/adapters, kit::dynamo, kit::idempotency) is
+# declared next to the function, in its template: `Metadata: {TableActions: [dynamodb:GetItem, ...]}`
+# (SAM keeps a function's Metadata on the AWS::Lambda::Function); its role must grant exactly those.
 STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 
 
@@ -378,19 +399,45 @@ def dlq_problems(resources: dict) -> list:
     return problems
 
 
+def service_of(function: dict) -> str | None:
+    """The value of a function's `service` tag."""
+    return next((t.get("Value") for t in function.get("Properties", {}).get("Tags", []) if t.get("Key") == "service"), None)
+
+
+def resource_ids(value) -> set:
+    """The logical ids a statement's Resource names (GetAtt, Ref, ${Id.Attr} of a Sub)."""
+    text = json.dumps(value)
+    return set(re.findall(r'"Fn::GetAtt": \["([A-Za-z0-9]+)"', text)) | set(re.findall(r'"Ref": "([A-Za-z0-9]+)"', text)) \
+        | set(re.findall(r"\$\{([A-Za-z0-9]+)\.", text))
+
+
 def least_privilege_problems(resources: dict) -> list:
-    """Every function's DynamoDB actions are exactly its adapters' calls, Query only on an
-    index ARN, nothing forbidden unless allow-listed; every KMS grant has kms:ViaService."""
+    """For any function: no wildcard action or resource; its DynamoDB actions exactly the ones
+    its template declares (Metadata.TableActions), only on its own service's table, Query only
+    on an index ARN, nothing forbidden unless allow-listed; every KMS grant has kms:ViaService."""
     problems = []
     functions = {rid: r for rid, r in resources.items() if r.get("Type") == "AWS::Lambda::Function"}
+    tables = {rid for rid, r in resources.items() if r.get("Type") == "AWS::DynamoDB::Table"}
     for fid in sorted(functions):
-        binary = next((b for b in [*CONTRACT_FUNCTIONS, "orders-timeout"] if logical_id(b) == fid), fid)
+        binary = function_name(functions[fid]) or fid
+        service = service_of(functions[fid])
         statements = [st for st in role_statements(resources, fid) if st.get("Effect") == "Allow"]
         granted = set()
         for st in statements:
             actions = set(as_list(st.get("Action", [])))
+            # A whole service's or a table's wildcard (SAM's SQSSendMessagePolicy's sqs:SendMessage*,
+            # SendMessage and SendMessageBatch of one queue, is not one).
+            for action in sorted(a for a in actions if a == "*" or a.endswith(":*") or (a.startswith("dynamodb:") and "*" in a)):
+                problems.append(f"{binary}: allows the wildcard action {action}")
+            if "*" in as_list(st.get("Resource")):
+                problems.append(f"{binary}: statement {st.get('Sid', '?')} on Resource '*'")
             table = {a for a in actions if a.startswith("dynamodb:")} - STREAM_ACTIONS
             granted |= table
+            if table:
+                others = sorted((resource_ids(st.get("Resource")) & tables) - {f"{str(service).capitalize()}Table"})
+                if others or f"{str(service).capitalize()}Table" not in resource_ids(st.get("Resource")):
+                    problems.append(f"{binary}: DynamoDB actions on {others or st.get('Resource')}, "
+                                    f"not only its own service's table ({service})")
             for action in sorted(table & FORBIDDEN_TABLE_ACTIONS - set(TABLE_ACTION_ALLOW_LIST.get(binary, []))):
                 problems.append(f"{binary}: allows {action}")
             if "dynamodb:Query" in table:
@@ -400,11 +447,13 @@ def least_privilege_problems(resources: dict) -> list:
                 via = st.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
                 if not via:
                     problems.append(f"{binary}: KMS statement {st.get('Sid', '?')} without a kms:ViaService condition")
-        expected = TABLE_ACTIONS.get(binary, set())
-        if binary in TABLE_ACTIONS and granted != expected:
-            problems.append(f"{binary}: DynamoDB actions {sorted(granted)} are not its adapters' {sorted(expected)}")
-        elif binary not in TABLE_ACTIONS and granted:
-            problems.append(f"{binary}: DynamoDB actions {sorted(granted)} but no adapter calls listed here")
+        declared = functions[fid].get("Metadata", {}).get("TableActions")
+        if declared is not None and granted != set(declared):
+            problems.append(f"{binary}: DynamoDB actions {sorted(granted)} are not the ones its template "
+                            f"declares (Metadata.TableActions) {sorted(declared)}")
+        elif declared is None and granted:
+            problems.append(f"{binary}: DynamoDB actions {sorted(granted)} but its template declares none "
+                            "(Metadata.TableActions: its adapters' calls)")
     return problems
 
 
@@ -412,20 +461,25 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def relay_source_problems(resources: dict) -> list:
-    """A relay may put only events of its own service's source (`events:source` condition on
-    every statement that allows `events:PutEvents`), so a compromised relay cannot forge
-    another service's events."""
+def relay_source_problems(resources: dict, services: list) -> list:
+    """Any function may put only events of its own service's source (`events:source` =
+    shop.<its service tag> on every statement that allows `events:PutEvents`), so a compromised
+    relay cannot forge another service's events; every service (folder) has a relay that may."""
     problems = []
-    for service in ("orders", "payments", "notify"):
-        statements = role_statements(resources, logical_id(f"{service}-relay"))
-        puts = [st for st in statements if "events:PutEvents" in as_list(st.get("Action", []))]
-        if not puts:
-            problems.append(f"{service}-relay: no statement allows events:PutEvents")
+    functions = {rid: r for rid, r in resources.items() if r.get("Type") == "AWS::Lambda::Function"}
+    for service in services:
+        fid = next((rid for rid, r in functions.items() if function_name(r) == f"{service}-relay"), None)
+        if fid is None or not any("events:PutEvents" in as_list(st.get("Action", []))
+                                  for st in role_statements(resources, fid)):
+            problems.append(f"{service}-relay: no relay function whose role allows events:PutEvents")
+    for fid, function in sorted(functions.items()):
+        service = service_of(function)
+        puts = [st for st in role_statements(resources, fid) if "events:PutEvents" in as_list(st.get("Action", []))]
         for st in puts:
             source = st.get("Condition", {}).get("StringEquals", {}).get("events:source")
-            if source != f"shop.{service}":
-                problems.append(f"{service}-relay: events:PutEvents without events:source = shop.{service} ({source!r})")
+            if service is None or source != f"shop.{service}":
+                problems.append(f"{function_name(function) or fid}: events:PutEvents without "
+                                f"events:source = shop.<its service> ({service!r}: {source!r})")
     return problems
 
 
@@ -580,6 +634,11 @@ def query_definition_problems(resources: dict) -> list:
             problems.append(f"{fid}: LoggingConfig must be LogFormat JSON with SystemLogLevel INFO "
                             f"(platform.report records), not {logging_config}")
         group = logging_config.get("LogGroup")
+        # A function next to its function module names the module's log group (a Ref would read a
+        # nested stack's output, whose alarms read the function's version: a cycle).
+        by_name = {json.dumps(r["Properties"].get("LogGroupName"), sort_keys=True): {"Ref": rid}
+                   for rid, r in resources.items() if r.get("Type") == "AWS::Logs::LogGroup"}
+        group = by_name.get(json.dumps(group, sort_keys=True), group)
         if not (isinstance(group, dict) and resources.get(group.get("Ref"), {}).get("Type") == "AWS::Logs::LogGroup"):
             problems.append(f"{fid}: LoggingConfig.LogGroup is not a log group of the template ({group})")
         else:
@@ -606,7 +665,7 @@ def observability_problems(template: dict) -> list:
 
 
 def broken_copies(template: dict) -> list:
-    """Copies of the template each broken in one way the observability assertions must catch,
+    """Copies of the template each broken in one way the least-privilege and observability assertions must catch,
     with the problem expected: so an assertion that stops matching anything fails here."""
     def broken(change) -> dict:
         copy = json.loads(json.dumps(template))
@@ -634,7 +693,40 @@ def broken_copies(template: dict) -> list:
     def silent_alarm(resources: dict) -> None:
         del resources["NotifyQueueDlqAlarm"]["Properties"]["OKActions"]
 
+    # Least privilege, on functions found rather than named: one with declared table actions, its
+    # role's first statement on its table, another service's table, and a relay.
+    functions = {rid: r for rid, r in template["Resources"].items() if r.get("Type") == "AWS::Lambda::Function"}
+    declaring = next(rid for rid, r in sorted(functions.items()) if r.get("Metadata", {}).get("TableActions"))
+    own = f"{service_of(functions[declaring]).capitalize()}Table"
+    other = next(rid for rid, r in sorted(template["Resources"].items())
+                 if r.get("Type") == "AWS::DynamoDB::Table" and rid != own)
+    relay = next(rid for rid, r in sorted(functions.items()) if (function_name(r) or "").endswith("-relay"))
+    name, relay_name = function_name(functions[declaring]), function_name(functions[relay])
+
+    def table_statement(resources: dict) -> dict:
+        return next(st for st in role_statements(resources, declaring)
+                    if any(str(a).startswith("dynamodb:") for a in as_list(st.get("Action"))))
+
+    def other_table(resources: dict) -> None:
+        table_statement(resources)["Resource"] = {"Fn::GetAtt": [other, "Arn"]}
+
+    def undeclared_action(resources: dict) -> None:
+        st = table_statement(resources)
+        st["Action"] = [*as_list(st["Action"]), "dynamodb:ConditionCheckItem"]
+
+    def wildcard(resources: dict) -> None:
+        table_statement(resources)["Action"] = "dynamodb:*"
+
+    def forged_source(resources: dict) -> None:
+        for st in role_statements(resources, relay):
+            if "events:PutEvents" in as_list(st.get("Action")):
+                st["Condition"]["StringEquals"]["events:source"] = "shop.someone-else"
+
     return [
+        (broken(other_table), f"{name}: DynamoDB actions on ['{other}'], not only its own service's table"),
+        (broken(undeclared_action), f"{name}: DynamoDB actions "),
+        (broken(wildcard), f"{name}: allows the wildcard action dynamodb:*"),
+        (broken(forged_source), f"{relay_name}: events:PutEvents without events:source = shop.<its service>"),
         (broken(lambda r: r.pop("PaymentsQueueAgeAlarm")),
          "PaymentsQueue: consumed by a function but no alarm on its ApproximateAgeOfOldestMessage (Maximum)"),
         (broken(drop_index_metrics), "NotifyTableThrottlesAlarm: does not sum ['ReadThrottleEvents gsi1', 'WriteThrottleEvents gsi1']"),
@@ -653,7 +745,8 @@ def self_check_problems(template: dict) -> list:
     """Each broken copy of broken_copies fails with its expected problem."""
     problems = []
     for copy, expected in broken_copies(template):
-        found = observability_problems(copy)
+        found = [*observability_problems(copy), *least_privilege_problems(copy["Resources"]),
+                 *relay_source_problems(copy["Resources"], [])]
         if not any(p.startswith(expected) for p in found):
             problems.append(f"self-check: a template where '{expected}' should hold passed ({found})")
     return problems
@@ -664,7 +757,13 @@ def main() -> int:
     resources = template["Resources"]
     problems = []
     roles_seen = {}
-    for binary in CONTRACT_FUNCTIONS:
+    contract = contract_functions(resources)
+    services = service_folders()
+    for service in services:
+        for kind in ("http", "events", "relay"):
+            if f"{service}-{kind}" not in contract and kind == "relay":
+                problems.append(f"{service}: no {service}-{kind} function")
+    for binary in contract:
         fid = logical_id(binary)
         fn = resources.get(fid)
         if not fn or fn["Type"] != "AWS::Lambda::Function":
@@ -705,7 +804,7 @@ def main() -> int:
     problems.extend(rule_problems(template))
     problems.extend(samconfig_problems(template, Path(__file__).resolve().parents[1] / "samconfig.toml"))
     problems.extend(cognito_problems(template))
-    problems.extend(relay_source_problems(resources))
+    problems.extend(relay_source_problems(resources, services))
     problems.extend(least_privilege_problems(resources))
     problems.extend(dlq_problems(resources))
     problems.extend(observability_problems(template))
@@ -713,7 +812,7 @@ def main() -> int:
 
     for p in problems:
         print(f"  {p}")
-    print(f"transform assertions: {len(CONTRACT_FUNCTIONS)} functions, {len(problems)} problem(s)")
+    print(f"transform assertions: {len(contract)} functions of {len(services)} services, {len(problems)} problem(s)")
     return 1 if problems else 0
 
 

@@ -13,6 +13,10 @@ imports resolved), both offline with the same parameters, and prints what differ
 It exits 0 whatever it finds: the differences are for a reader (docs/adr/0009 lists them and why).
 
     .venv/bin/python infra/tools/compare_stacks.py [--old-rev a5bd8f6] [--old-template path]
+    .venv/bin/python infra/tools/compare_stacks.py --old-union-rev main   # the stacks of a commit
+
+With --old-union-rev, the old side is the union of that commit's own stacks, made by that
+commit's own infra/tools/stacks.py (its infra/ and services/ extracted with git archive).
 """
 
 import argparse
@@ -53,9 +57,12 @@ def canonical(node):
 
 
 def _unhash(node):
+    """Hashed version ids unhashed, and a Sub with nothing left to substitute read as its text."""
     if isinstance(node, list):
         return [_unhash(x) for x in node]
     if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str) and "${" not in node["Fn::Sub"]:
+            return node["Fn::Sub"]
         return {k: _unhash(v) for k, v in node.items()}
     return canonical_id(node) if isinstance(node, str) else node
 
@@ -193,15 +200,48 @@ def compare(old: dict, new: dict) -> int:
                 print(f"      - {line}")
             for line in new_inv.get(fid, []):
                 print(f"      + {line}")
+    section("Other properties of the resources both have (not alarms, routes or roles)")
+    for rid in sorted(set(old_res) & set(new_res)):
+        o, n = old_res[rid], new_res[rid]
+        if o["Type"] in ("AWS::CloudWatch::Alarm", "AWS::ApiGatewayV2::Route", "AWS::IAM::Role"):
+            continue
+        op, np = _unhash(o), _unhash(n)
+        changed = sorted(k for k in set(op.get("Properties", {})) | set(np.get("Properties", {}))
+                         if op.get("Properties", {}).get(k) != np.get("Properties", {}).get(k))
+        changed += sorted(k for k in (set(op) | set(np)) - {"Properties", "Type"} if op.get(k) != np.get(k))
+        if changed:
+            differences += 1
+            print(f"  ~ {rid}: {', '.join(changed)}")
+            for k in changed:
+                before = op.get("Properties", {}).get(k, op.get(k))
+                after = np.get("Properties", {}).get(k, np.get(k))
+                print(f"      {k}: {json.dumps(before, sort_keys=True)[:200]} -> {json.dumps(after, sort_keys=True)[:200]}")
     print(f"\n{differences} difference(s)")
     return differences
+
+
+def old_union(rev: str) -> dict:
+    """The union of the stacks of commit `rev`, by that commit's own stacks.py."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", rev, "infra", "services"], cwd=stacks.ROOT,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        out = Path(tmp) / "union.json"
+        params = [f"--param={k}={v}" for k, v in PARAMS.items()]
+        subprocess.run([sys.executable, str(Path(tmp) / "infra/tools/stacks.py"), "union", str(out), *params],
+                       check=True, capture_output=True)
+        return json.loads(out.read_text())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-rev", default="a5bd8f6")
     parser.add_argument("--old-template", type=Path, help="the old template as a file (instead of --old-rev)")
+    parser.add_argument("--old-union-rev", help="compare with the union of this commit's stacks (instead of --old-rev)")
     args = parser.parse_args()
+    if args.old_union_rev:
+        compare(old_union(args.old_union_rev), stacks.union(PARAMS))
+        return 0
     if args.old_template:
         old_path = args.old_template
     else:

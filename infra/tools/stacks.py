@@ -11,8 +11,11 @@ stacks, `Location` a local path that `sam package` uploads). This module:
   `<Instance><Resource>` (the module instance `OrdersHttp` with its `ErrorsAlarm` gives
   `OrdersHttpErrorsAlarm`), its parameters and conditions resolved, `!GetAtt <Instance>.Outputs.X`
   replaced by what the output is; a module parameter the parent does not pass stays a `Ref` and
-  joins the parent's parameters with its default (the module's own setting, e.g. the inbox's
-  `QueueAgeThresholdSeconds`: one default for every service),
+  joins the parent's parameters with its default (the module's own setting, e.g. the service
+  module's `QueueAgeThresholdSeconds`: one default for every service; its conditions are evaluated
+  with that default, as a deployment does), a module condition on what only a deployment knows
+  (`IsProd`, on the `Stage`) joins the parent's conditions, `${<Instance>.Outputs.X}` of a `Sub`
+  is rewritten too, and a `Sub` left with nothing to substitute becomes its text,
 - and joins the platform and the services into one template (`union`), every
   `Fn::ImportValue` of a platform export `<AppName>-<Stage>-<Output>` replaced by that output's
   value (`{"Ref": "AlarmTopic"}`), so the union reads like the one template the stacks replaced.
@@ -22,6 +25,7 @@ infra/check.sh use it. As a command, it writes the union:
 
     .venv/bin/python infra/tools/stacks.py union .local/infra/union.cfn.json [--param Stage=prod ...]
     .venv/bin/python infra/tools/stacks.py list     # one template path a line: platform, services, modules
+    .venv/bin/python infra/tools/stacks.py cycles infra/platform.yaml services/*/template.yaml  # no circular dependency
 """
 
 import argparse
@@ -76,7 +80,12 @@ class OfflineManagedPolicyLoader:
 
 
 def placeholder_code_uris(template: dict) -> None:
-    """Rewrite local code paths (e.g. . or ../tools/deploy-smoke) to s3:// placeholders."""
+    """Rewrite local code paths (e.g. . or ../tools/deploy-smoke) to s3:// placeholders, the
+    functions' and the one of `Globals.Function`."""
+    function_globals = template.get("Globals", {}).get("Function", {})
+    uri = function_globals.get("CodeUri")
+    if isinstance(uri, str) and not uri.startswith("s3://"):
+        function_globals["CodeUri"] = f"s3://offline-artifacts/{uri.strip('./').replace('/', '-') or 'globals'}.zip"
     for logical_id, resource in template.get("Resources", {}).items():
         prop = SERVERLESS_WITH_CODE.get(resource.get("Type"))
         props = resource.get("Properties", {})
@@ -141,6 +150,9 @@ def _value(expr, params: dict):
     raise Unresolved(f"value {expr!r}")
 
 
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
 class _Inliner:
     """Rewrites one module's template into its parent's terms."""
 
@@ -166,9 +178,19 @@ class _Inliner:
                     value = [value]  # one name: the list of it
             self.params[name] = value
         raw = module.get("Conditions", {})
-        self.conditions = {name: _condition(expr, self.params, raw) for name, expr in raw.items()}
+        # A parameter the parent does not pass has the module's default in a deployment too.
+        literal = {k: (self.declared[k]["Default"] if k in self.declared else v) for k, v in self.params.items()}
+        self.conditions = {}
+        # Conditions on what only a deployment knows (IsProd: the Stage): the parent's, rewritten.
+        self.lifted = {}
+        for name, expr in raw.items():
+            try:
+                self.conditions[name] = _condition(expr, literal, raw)
+            except Unresolved:
+                self.lifted[name] = None
         self.resources = {rid for rid, r in module.get("Resources", {}).items()
-                          if self.conditions.get(r.get("Condition"), True)}
+                          if r.get("Condition") in self.lifted or self.conditions.get(r.get("Condition"), True)}
+        self.lifted = {name: self.rewrite(raw[name]) for name in self.lifted}
 
     def name(self, rid: str) -> str:
         return self.instance + rid
@@ -196,7 +218,7 @@ class _Inliner:
 
     def rewrite(self, node):
         if isinstance(node, list):
-            return [self.rewrite(x) for x in node]
+            return [y for y in (self.rewrite(x) for x in node) if y != NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
@@ -215,22 +237,26 @@ class _Inliner:
                 for k in [k for k, v in variables.items() if isinstance(v, (str, int, float))]:
                     text = text.replace("${" + k + "}", str(variables.pop(k)))
                 text = self.sub_text(text, variables)
+                if not variables and "${" not in text:
+                    return text  # nothing left to substitute: the text itself
                 return {"Fn::Sub": [text, variables] if variables else text}
             if fn == "Fn::If":
+                if arg[0] in self.lifted:
+                    return {"Fn::If": [arg[0], self.rewrite(arg[1]), self.rewrite(arg[2])]}
                 return self.rewrite(arg[1] if self.conditions[arg[0]] else arg[2])
             if fn == "Fn::FindInMap":
                 keys = [self.rewrite(k) for k in arg]
                 if all(isinstance(k, str) for k in keys) and keys[0] in self.module.get("Mappings", {}):
                     return self.module["Mappings"][keys[0]][keys[1]][keys[2]]
                 return {"Fn::FindInMap": keys}
-        return {k: self.rewrite(v) for k, v in node.items()}
+        return {k: y for k, y in ((k, self.rewrite(v)) for k, v in node.items()) if y != NO_VALUE}
 
     def resources_out(self) -> dict:
         out = {}
         for rid, resource in self.module.get("Resources", {}).items():
             if rid not in self.resources:
                 continue
-            resource = {k: v for k, v in resource.items() if k != "Condition"}
+            resource = {k: v for k, v in resource.items() if k != "Condition" or v in self.lifted}
             if "DependsOn" in resource:
                 deps = resource["DependsOn"] if isinstance(resource["DependsOn"], list) else [resource["DependsOn"]]
                 resource["DependsOn"] = [self.name(d) for d in deps]
@@ -253,6 +279,19 @@ def _replace_outputs(node, outputs: dict):
         key = (getatt[0], getatt[1] if len(getatt) == 2 else ".".join(getatt[1:]))
         if key in outputs:
             return copy.deepcopy(outputs[key])
+    sub = node.get("Fn::Sub") if len(node) == 1 else None
+    if sub is not None:
+        text, variables = (sub, None) if isinstance(sub, str) else (sub[0], sub[1])
+
+        def token(match):
+            value = outputs.get((match.group(1), f"Outputs.{match.group(2)}"))
+            if isinstance(value, dict) and set(value) == {"Ref"}:
+                return "${" + value["Ref"] + "}"
+            if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+                return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+            return match.group(0)
+        text = re.sub(r"\$\{([A-Za-z0-9]+)\.Outputs\.([A-Za-z0-9]+)\}", token, text)
+        return {"Fn::Sub": text if variables is None else [text, _replace_outputs(variables, outputs)]}
     if isinstance(getatt, str) and ".Outputs." in getatt:
         instance, _, out = getatt.partition(".Outputs.")
         if (instance, f"Outputs.{out}") in outputs:
@@ -289,6 +328,11 @@ def expand_modules(cfn: dict, base: Path) -> dict:
                     raise Unresolved(f"{rid}: the module's {new_id} is already a resource of the parent")
                 cfn["Resources"][new_id] = resource
             outputs.update({(rid, f"Outputs.{name}"): value for name, value in inliner.outputs_out().items()})
+            for name, expr in inliner.lifted.items():
+                have = cfn.setdefault("Conditions", {}).get(name)
+                if have is not None and have != expr:
+                    raise Unresolved(f"{rid}: module condition {name} is another condition of the stack")
+                cfn["Conditions"][name] = expr
             for name, decl in inliner.declared.items():
                 have = cfn.setdefault("Parameters", {}).get(name)
                 if have is not None and have.get("Default") != decl.get("Default"):
@@ -297,6 +341,62 @@ def expand_modules(cfn: dict, base: Path) -> dict:
                 cfn["Parameters"].setdefault(name, decl)
         cfn["Resources"] = _replace_outputs(cfn["Resources"], outputs)
         cfn["Outputs"] = _replace_outputs(cfn.get("Outputs", {}), outputs)
+
+
+# --- dependencies -------------------------------------------------------------------------------
+
+def dependencies(cfn: dict) -> dict:
+    """Resource id -> the ids it depends on (Ref, GetAtt, ${...} of Sub, DependsOn), as
+    CloudFormation orders them."""
+    ids = set(cfn.get("Resources", {}))
+
+    def found(node, out: set) -> set:
+        if isinstance(node, list):
+            for x in node:
+                found(x, out)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                if k == "Ref" and v in ids:
+                    out.add(v)
+                elif k == "Fn::GetAtt":
+                    head = v[0] if isinstance(v, list) else str(v).split(".")[0]
+                    if head in ids:
+                        out.add(head)
+                elif k == "Fn::Sub":
+                    text = v if isinstance(v, str) else v[0]
+                    out.update(t.split(".")[0] for t in SUB_TOKEN.findall(text) if t.split(".")[0] in ids)
+                    if not isinstance(v, str):
+                        found(v[1], out)
+                else:
+                    found(v, out)
+        return out
+
+    graph = {}
+    for rid, resource in cfn.get("Resources", {}).items():
+        deps = resource.get("DependsOn", [])
+        graph[rid] = found({k: v for k, v in resource.items() if k not in ("Type", "DependsOn")},
+                           set(deps if isinstance(deps, list) else [deps]))
+    return graph
+
+
+def cycles(cfn: dict) -> list:
+    """Each circular dependency between resources (as a list of ids, first = last), which
+    CloudFormation refuses."""
+    graph, state, found = dependencies(cfn), {}, []
+
+    def visit(rid: str, path: list) -> None:
+        state[rid] = "open"
+        for dep in sorted(graph.get(rid, ())):
+            if state.get(dep) == "open":
+                found.append(path[path.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[rid] = "done"
+
+    for rid in sorted(graph):
+        if rid not in state:
+            visit(rid, [rid])
+    return found
 
 
 # --- the union of the platform and the services --------------------------------------------------
@@ -425,7 +525,17 @@ def main() -> int:
     e.add_argument("output")
     e.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     sub.add_parser("list", help="print every template: the platform, the services, the modules")
+    c = sub.add_parser("cycles", help="fail if a stack, as deployed (nested stacks not expanded), has a circular dependency")
+    c.add_argument("templates", nargs="+", type=Path)
     args = parser.parse_args()
+    if args.command == "cycles":
+        bad = 0
+        for path in args.templates:
+            for cycle in cycles(transform_stack(path)):
+                bad += 1
+                print(f"FAIL {path}: circular dependency {' -> '.join(cycle)}")
+        print(f"cycles: {len(args.templates)} stack(s), {bad} circular dependenc{'y' if bad == 1 else 'ies'}")
+        return 1 if bad else 0
     if args.command == "list":
         for path in [platform(), *services(), *modules()]:
             print(path.relative_to(ROOT))

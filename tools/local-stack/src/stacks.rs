@@ -2,11 +2,14 @@
 //! (`services/*/template.yaml`, found by glob) as one [`Template`], as if they were one stack:
 //!
 //! - a service's modules (`AWS::Serverless::Application` with a local `Location`, e.g.
-//!   `infra/modules/inbox.yaml`) are expanded in place: the module's resources join the service as
+//!   `infra/modules/service.yaml`) are expanded in place: the module's resources join the service as
 //!   `<Instance><Resource>` (instance `Orders` + `Queue` = `OrdersQueue`), its parameters and
-//!   conditions resolved, and `!GetAtt <Instance>.Outputs.X` replaced by what the output is; a
-//!   module parameter the service does not pass stays a `Ref` and joins the template's
-//!   parameters with the module's default (so `--param QueueVisibilityTimeout=10` reaches it);
+//!   conditions resolved, and `!GetAtt <Instance>.Outputs.X` (also as `${<Instance>.Outputs.X}`
+//!   in a `Sub`) replaced by what the output is; a module parameter the service does not pass
+//!   stays a `Ref` and joins the template's parameters with the module's default (so
+//!   `--param QueueVisibilityTimeout=10` reaches it), and a module condition on what only a
+//!   deployment knows (`IsProd`, on the `Stage`) joins the template's conditions; a module's own
+//!   SAM function (the relay of `infra/modules/relay.yaml`) keeps its `CodeUri` relative to the module;
 //! - each stack's SAM `Globals.Function` is merged into its own functions, and a function's
 //!   local `CodeUri` made absolute (each stack has its own folder);
 //! - a service's `Fn::ImportValue` of a platform export (`${AppName}-${Stage}-<Output>`) is
@@ -229,7 +232,23 @@ fn expand_modules(template: &mut Template, dir: &Path) -> anyhow::Result<()> {
             let inliner = Inliner::new(&id, &module, &given)
                 .with_context(|| format!("module {id} ({})", path.display()))?;
             template.resources.remove(&id);
-            for (name, res) in inliner.resources()? {
+            let module_dir = path.parent().unwrap_or_else(|| Path::new("."));
+            for (name, cond) in &inliner.lifted {
+                if let Some(have) = template.conditions.get(name)
+                    && have != cond
+                {
+                    bail!("module {id}: its condition {name} is another condition of the stack");
+                }
+                template.conditions.insert(name.clone(), cond.clone());
+            }
+            for (name, mut res) in inliner.resources()? {
+                if res.kind == "AWS::Serverless::Function"
+                    && let Some(Value::String(uri)) = res.properties.get("CodeUri")
+                    && !uri.starts_with("s3://")
+                {
+                    let abs = normalize(&std::env::current_dir()?.join(module_dir).join(uri));
+                    res.properties["CodeUri"] = Value::String(abs.display().to_string());
+                }
                 if template.resources.contains_key(&name) {
                     bail!("module {id}: its {name} is already a resource of the stack");
                 }
@@ -273,12 +292,61 @@ fn replace_outputs(v: &Value, outputs: &HashMap<(String, String), Value>) -> Val
             {
                 return out.clone();
             }
+            if m.len() == 1
+                && let Some(sub) = m.get("Fn::Sub")
+            {
+                return serde_json::json!({ "Fn::Sub": replace_sub_outputs(sub, outputs) });
+            }
             Value::Object(
                 m.iter()
                     .map(|(k, x)| (k.clone(), replace_outputs(x, outputs)))
                     .collect(),
             )
         }
+        other => other.clone(),
+    }
+}
+
+/// The `${<Instance>.Outputs.X}` of a `Sub` made `${R}` or `${R.Attr}` when the output is a
+/// `Ref` of R or a `GetAtt` of R.Attr.
+fn replace_sub_outputs(sub: &Value, outputs: &HashMap<(String, String), Value>) -> Value {
+    let rewrite = |text: &str| -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            let var = &after[..end];
+            let replaced = var.split_once(".Outputs.").and_then(|(instance, name)| {
+                match outputs.get(&(instance.to_owned(), format!("Outputs.{name}")))? {
+                    Value::Object(o) => match (o.get("Ref"), o.get("Fn::GetAtt")) {
+                        (Some(Value::String(r)), _) => Some(format!("${{{r}}}")),
+                        (_, Some(Value::Array(at))) => {
+                            let parts: Vec<&str> = at.iter().filter_map(Value::as_str).collect();
+                            Some(format!("${{{}}}", parts.join(".")))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            });
+            out.push_str(&replaced.unwrap_or_else(|| format!("${{{var}}}")));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    };
+    match sub {
+        Value::String(t) => Value::String(rewrite(t)),
+        Value::Array(a) if a.len() == 2 => Value::Array(vec![
+            a[0].as_str()
+                .map_or_else(|| a[0].clone(), |t| Value::String(rewrite(t))),
+            replace_outputs(&a[1], outputs),
+        ]),
         other => other.clone(),
     }
 }
@@ -291,6 +359,13 @@ struct Inliner<'a> {
     conditions: HashMap<String, bool>,
     /// The module's own settings: parameters with a default the stack does not pass.
     declared: Map<String, Value>,
+    /// The module's conditions on what only a deployment knows, rewritten for the stack.
+    lifted: Map<String, Value>,
+}
+
+/// `{"Ref": "AWS::NoValue"}`: what a resolved `Fn::If` leaves out.
+fn is_no_value(v: &Value) -> bool {
+    v.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue")
 }
 
 fn literal_text(v: &Value) -> Option<String> {
@@ -345,6 +420,7 @@ impl<'a> Inliner<'a> {
             params,
             conditions: HashMap::new(),
             declared,
+            lifted: Map::new(),
         };
         let mut pending: Vec<&String> = module.conditions.keys().collect();
         for _ in 0..=pending.len() {
@@ -358,9 +434,15 @@ impl<'a> Inliner<'a> {
                 },
             );
         }
-        if let Some(name) = pending.first() {
-            bail!("condition {name} depends on something only a deployment knows");
+        // What is left depends on what only a deployment knows (IsProd on the Stage): the stack's.
+        let mut lifted = Map::new();
+        for name in pending {
+            lifted.insert(
+                name.clone(),
+                inliner.rewrite(&module.conditions[name.as_str()])?,
+            );
         }
+        inliner.lifted = lifted;
         Ok(inliner)
     }
 
@@ -380,6 +462,12 @@ impl<'a> Inliner<'a> {
         if let Some(Value::String(p)) = v.get("Ref")
             && let Some(value) = self.params.get(p)
         {
+            // A parameter the stack does not pass has the module's default in a deployment too.
+            let value = self
+                .declared
+                .get(p)
+                .and_then(|d| d.get("Default"))
+                .unwrap_or(value);
             return literal_text(value).ok_or_else(|| anyhow!("{p} is not a literal: {value}"));
         }
         literal_text(v).ok_or_else(|| anyhow!("{v} is not a literal"))
@@ -463,6 +551,7 @@ impl<'a> Inliner<'a> {
             Value::Array(a) => Ok(Value::Array(
                 a.iter()
                     .map(|x| self.rewrite(x))
+                    .filter(|x| !x.as_ref().is_ok_and(is_no_value))
                     .collect::<Result<_, _>>()?,
             )),
             Value::Object(m) if m.len() == 1 => {
@@ -473,6 +562,11 @@ impl<'a> Inliner<'a> {
                             Ok(p.clone())
                         } else if self.exists(id) {
                             Ok(serde_json::json!({ "Ref": self.name(id) }))
+                        } else if let Some((head, attr)) = id.split_once('.')
+                            && self.exists(head)
+                        {
+                            // SAM's `!Ref Function.Version` / `.Alias` of the module's function.
+                            Ok(serde_json::json!({ "Ref": format!("{}.{attr}", self.name(head)) }))
                         } else {
                             Ok(v.clone())
                         }
@@ -506,7 +600,10 @@ impl<'a> Inliner<'a> {
                             }
                         }
                         let text = self.sub_text(&text, &mut kept)?;
-                        Ok(if kept.is_empty() {
+                        Ok(if kept.is_empty() && !text.contains("${") {
+                            // Nothing left to substitute: the text itself.
+                            Value::String(text)
+                        } else if kept.is_empty() {
                             serde_json::json!({ "Fn::Sub": text })
                         } else {
                             serde_json::json!({ "Fn::Sub": [text, kept] })
@@ -514,6 +611,11 @@ impl<'a> Inliner<'a> {
                     }
                     ("Fn::If", Value::Array(a)) if a.len() == 3 => {
                         let name = a[0].as_str().ok_or_else(|| anyhow!("If needs a name"))?;
+                        if self.lifted.contains_key(name) {
+                            return Ok(serde_json::json!({
+                                "Fn::If": [name, self.rewrite(&a[1])?, self.rewrite(&a[2])?]
+                            }));
+                        }
                         let holds = *self
                             .conditions
                             .get(name)
@@ -547,6 +649,7 @@ impl<'a> Inliner<'a> {
             Value::Object(m) => Ok(Value::Object(
                 m.iter()
                     .map(|(k, x)| Ok((k.clone(), self.rewrite(x)?)))
+                    .filter(|kv| !kv.as_ref().is_ok_and(|(_, x)| is_no_value(x)))
                     .collect::<anyhow::Result<_>>()?,
             )),
             other => Ok(other.clone()),
@@ -750,14 +853,46 @@ mod tests {
         // A relay reads its DLQ's ARN from the module's output.
         let relay = &t.resources["OrdersRelayFunction"].properties;
         assert_eq!(
-            relay.pointer(
-                "/Events/OrdersTableStream/Properties/DestinationConfig/OnFailure/Destination"
-            ),
+            relay.pointer("/Events/TableStream/Properties/DestinationConfig/OnFailure/Destination"),
             Some(&serde_json::json!({"Fn::GetAtt": ["OrdersRelayDlq", "Arn"]}))
         );
-        // Globals merged, CodeUri absolute.
+        // The relay is the module's own function: its CodeUri is the shared binary's folder, read
+        // from the module's folder; a service's functions take Globals (CodeUri included).
         assert_eq!(relay["Runtime"], "provided.al2023");
-        assert!(Path::new(relay["CodeUri"].as_str().unwrap()).is_absolute());
+        assert_eq!(
+            Path::new(relay["CodeUri"].as_str().unwrap()),
+            root().join("shared/outbox-relay")
+        );
+        assert_eq!(relay["Environment"]["Variables"]["SERVICE_NAME"], "orders");
+        let http = &t.resources["OrdersHttpFunction"].properties;
+        assert_eq!(http["Runtime"], "provided.al2023");
+        assert_eq!(
+            Path::new(http["CodeUri"].as_str().unwrap()),
+            root().join("services/orders")
+        );
+        // The table is the service module's: its sparse index only where the service asks for one,
+        // its deletion protection on the stack's own IsProd, the module's outputs read in a Sub.
+        let indexes = |id: &str| {
+            t.resources[id].properties["GlobalSecondaryIndexes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["IndexName"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            indexes("OrdersTable"),
+            [serde_json::json!("gsi1"), serde_json::json!("pending")]
+        );
+        assert_eq!(indexes("PaymentsTable"), [serde_json::json!("gsi1")]);
+        assert_eq!(
+            t.resources["OrdersTable"].properties["DeletionProtectionEnabled"],
+            serde_json::json!({"Fn::If": ["IsProd", true, false]})
+        );
+        assert_eq!(
+            t.resources["OrdersTimeoutFunction"].properties["Environment"]["Variables"]["ORDERS_TABLE"],
+            serde_json::json!({"Ref": "OrdersTable"})
+        );
         // The routes are events of the function their integration invokes.
         let create = relay_event(&t, "OrdersHttpFunction", "OrdersCreate");
         assert_eq!(create["Properties"]["Method"], "POST");
