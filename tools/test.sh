@@ -3,7 +3,10 @@
 # one moto server for the whole run, runs every Rust test with nextest, the dependency checks
 # (cargo deny: licences, bans, sources), the deploy smoke test and the OpenAPI fuzzer
 # (tools/fuzz-api.sh) against the local stack, the saga page in headless Chromium
-# (tools/saga-page.sh), then the offline infrastructure checks.
+# (tools/saga-page.sh), the offline infrastructure checks, then the generated-service test
+# (tools/new-service/test.sh: `make new-service` on a copy of the repo builds, passes the tests
+# that see a service and infra/check.sh, and answers its route on the local stack, with no edit
+# outside its folder).
 # Exits non-zero on any failure. Every tool it calls is
 # installed by tools/setup.sh and called by its path (tools/check-path.sh proves it).
 set -euo pipefail
@@ -33,3 +36,4 @@ bash tools/smoke-local.sh
 bash tools/saga-page.sh
 bash tools/fuzz-api.sh
 bash infra/check.sh
+bash tools/new-service/test.sh
