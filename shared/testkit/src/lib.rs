@@ -22,13 +22,10 @@ use aws_sdk_dynamodb::types::{
 pub mod schema;
 pub mod template;
 
-/// The repository root (tests run from their crate's directory).
+/// The repository root: the workspace of the package under test, found at run time
+/// (local_stack::stack::running_workspace).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    local_stack::stack::running_workspace(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Builds every binary of the workspace (the services', the shared relay, the deploy hook, the

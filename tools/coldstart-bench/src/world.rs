@@ -210,12 +210,9 @@ impl World {
     }
 }
 
-/// The workspace root (this crate is `tools/coldstart-bench`).
+/// The workspace root (local_stack::stack::running_workspace).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    local_stack::stack::running_workspace(Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The cargo target directory (`CARGO_TARGET_DIR` or `<root>/target`).

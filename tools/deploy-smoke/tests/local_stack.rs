@@ -13,7 +13,7 @@ use deploy_smoke::{
     HookEvent, config,
     ports::{CallError, Deployments, Invocation, Invoker, Reporter, Status},
 };
-use local_stack::{Options, Stack, runtime::Outcome, stack::workspace_root};
+use local_stack::{Options, Stack, runtime::Outcome};
 use serde_json::json;
 
 const HOOK: &str = "deploy-smoke";
@@ -21,7 +21,7 @@ const HOOK: &str = "deploy-smoke";
 /// Every function the hook guards: each service function that serves routes, a queue or a
 /// stream, found in the stacks (a new service's included).
 fn guarded() -> Vec<String> {
-    let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let root = testkit::repo_root();
     let template = local_stack::stacks::load(&root).unwrap();
     let mut names: Vec<String> = testkit::template::template_functions(&template)
         .into_iter()
@@ -35,7 +35,7 @@ fn guarded() -> Vec<String> {
 /// The local stack running `functions` and the hook (no HTTP API, no event source mappings:
 /// only direct invocations), on the test binary's moto with its own resource prefix.
 async fn stack(functions: &[&str]) -> Stack {
-    let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let root = testkit::repo_root();
     tokio::task::block_in_place(testkit::build_functions);
     let mut o = Options::new(root);
     o.build = false;

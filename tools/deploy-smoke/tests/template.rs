@@ -3,6 +3,7 @@
 //! authenticated API Gateway v2 GETs: of a route of the function when the event is the
 //! function's own, else (the generic `http` event, which a new service's function gets) of a
 //! path no function routes, which every function answers 404 once it has started.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use deploy_smoke::{

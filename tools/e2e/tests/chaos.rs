@@ -8,11 +8,9 @@
     clippy::print_stdout
 )]
 
-use local_stack::stack::workspace_root;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_faults_and_kills_every_order_settles_once_and_no_money_is_held_on_a_cancelled_one() {
-    let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let root = testkit::repo_root();
     tokio::task::block_in_place(testkit::build_functions);
 
     let mut plan = e2e::chaos::Plan::new(24, 0.1, 11);

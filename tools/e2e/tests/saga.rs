@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use local_stack::{Options, Stack, stack::workspace_root};
+use local_stack::{Options, Stack};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -19,7 +19,7 @@ async fn stack() -> Stack {
 
 /// A stack whose options `configure` adjusts after the defaults of [`stack`].
 async fn stack_with(configure: impl FnOnce(&mut Options)) -> Stack {
-    let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let root = testkit::repo_root();
     tokio::task::block_in_place(testkit::build_functions);
     let mut o = Options::new(root);
     o.build = false;

@@ -138,6 +138,18 @@ pub fn workspace_root(start: &Path) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow!("no cargo workspace above {}", start.display()))
 }
 
+/// The workspace of the package being run: the one above `$CARGO_MANIFEST_DIR` at run time
+/// (cargo and nextest set it for every test), else above `built_in` (the caller's
+/// `env!("CARGO_MANIFEST_DIR")`). A test binary built for one checkout may run against a copy of
+/// it that shares its target dir (tools/new-service/test.sh); the run-time value is the copy.
+pub fn running_workspace(built_in: &Path) -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| built_in.to_path_buf(), PathBuf::from);
+    workspace_root(&start)
+        .or_else(|_| workspace_root(built_in))
+        .unwrap_or_else(|_| built_in.to_path_buf())
+}
+
 /// The scopes the template's routes require (any one of a route's scopes lets a token in),
 /// in template order: what a dev token carries unless told otherwise.
 pub fn route_scopes(o: &Options) -> anyhow::Result<Vec<String>> {

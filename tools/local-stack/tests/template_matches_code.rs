@@ -11,14 +11,13 @@ use std::path::{Path, PathBuf};
 
 use local_stack::functions::FunctionSpec;
 use local_stack::resources::name_resources;
-use local_stack::stack::workspace_root;
 use local_stack::stacks::{self, StackSource};
 use local_stack::template::{Context, Resolver, Template};
 use serde_json::Value;
 use testkit::template::{ServiceCode, service_problems, template_functions};
 
 fn root() -> PathBuf {
-    workspace_root(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
+    testkit::repo_root()
 }
 
 /// The texts of the platform and every service stack, changed as a test needs, read as one

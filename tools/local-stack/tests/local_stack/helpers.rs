@@ -2,13 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use local_stack::stack::workspace_root;
 use local_stack::{Options, Stack};
 
 /// A stack on this test binary's moto, with a fresh name prefix, short visibility timeouts
 /// (so redrive happens in seconds) and any free port; `configure` adjusts the options.
 pub(crate) async fn spawn_stack(configure: impl FnOnce(&mut Options)) -> Stack {
-    let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let root = testkit::repo_root();
     tokio::task::block_in_place(testkit::build_functions);
     let mut o = Options::new(root);
     o.build = false;

@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use local_stack::stack::workspace_root;
 use local_stack::{Options, Stack};
 
 use crate::helpers::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enabled_schedules_fire_every_schedule_period_and_a_disabled_one_never() {
-    let root = workspace_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let root = testkit::repo_root();
     tokio::task::block_in_place(testkit::build_functions);
     let mut o = Options::new(&root);
     o.template = Some(root.join("tools/local-stack/tests/fixtures/schedule-template.yaml"));
