@@ -13,7 +13,7 @@ orders-http: provisioned concurrency on the alias and an auto-scaling target on 
 of the HTTP API requires the customer scope (`${AppName}/orders`). The template's rules refuse
 an external JWT issuer without an audience, and a prod stack with localhost/empty/wildcard CORS
 origins or callback URLs or with the payment simulator; infra/samconfig.toml's dev and staging
-parameters pass them and its prod parameters cannot reach prod unchanged. The public Cognito
+parameters pass them and its prod parameters are Stage prod's (the rules judge them). The public Cognito
 client is a PKCE client (no secret, code grant only); the client-credentials smoke client is
 never created in prod. Least privilege, for any function: no wildcard action or resource, no
 Scan, DeleteItem or batch writes (unless allow-listed here), table actions only on its own
@@ -296,16 +296,18 @@ def samconfig_overrides(path: Path) -> dict:
 
 
 def samconfig_problems(template: dict, path: Path) -> list:
-    """dev and staging deploy with what samconfig.toml gives them; prod's parameters do not
-    reach prod unchanged (a fork sets its origins, callback URLs and provider first)."""
+    """dev and staging deploy with what samconfig.toml gives them; prod's parameters are those of
+    Stage prod, so the template's rules judge them: as shipped they lack the origins, callback
+    URLs, provider and alarm e-mail a fork sets (the rules refuse them, rule_problems proves it);
+    a fork's completed ones pass."""
     envs = samconfig_overrides(path)
     problems = [f"samconfig: no [{env}.deploy.parameters] parameter_overrides"
                 for env in ("dev", "staging", "prod") if env not in envs]
     for env in ("dev", "staging"):
         if env in envs and not rules_accept(template, envs[env]):
             problems.append(f"samconfig: {env}'s parameter_overrides miss a parameter or break a rule")
-    if "prod" in envs and rules_accept(template, envs["prod"]):
-        problems.append("samconfig: prod's parameter_overrides pass the rules (localhost or simulator defaults reach prod)")
+    if "prod" in envs and envs["prod"].get("Stage") != "prod":
+        problems.append("samconfig: prod's parameter_overrides do not set Stage=prod (the prod rules would not apply)")
     return problems
 
 
