@@ -27,9 +27,9 @@ run: setup bins ## Run the whole application locally: moto + every function + HT
 	$(BIN)/local-stack up --no-build --param QueueVisibilityTimeout=10
 
 test: ## Run every test (installs what they need first) and the offline infrastructure checks
-	bash tools/test.sh
+	bash tools/testing/test.sh
 
-# `make chaos` needs what `make run` needs (moto), and python3 for tools/fault_proxy.py.
+# `make chaos` needs what `make run` needs (moto), and python3 for tools/testing/fault_proxy.py.
 chaos: SETUP_ARGS = --light
 
 chaos: setup ## Chaos run: 200 orders on the local stack, 10 % of AWS calls failing, a process killed every 1.5 s; prints the checker's table (ARGS="--orders 50 --seed 3 --faults 0.2")
@@ -51,7 +51,7 @@ openapi: bins ## The HTTP API's whole OpenAPI document (docs/openapi.yaml + serv
 
 new-service: ## Create a service in the house shape, with no edit outside its folder: make new-service NAME=widgets
 	$(if $(NAME),,$(error usage: make new-service NAME=<name>))
-	python3 tools/new-service/new-service.py "$(NAME)"
+	python3 tools/local/new-service/new-service.py "$(NAME)"
 
 token: bins ## Mint a local dev token (customer scope): make token SUB=alice [SCOPES="shop/orders shop/admin"] [NO_SCOPES=1]
 	@$(BIN)/local-stack token --sub "$(or $(SUB),dev-user)" $(if $(SCOPES),--scopes "$(SCOPES)") $(if $(NO_SCOPES),--no-scopes)
@@ -76,7 +76,7 @@ redrive: bins ## DLQ tool against the running local stack: make redrive ARGS=lis
 	@env $$(grep '^AWS_' .local/local-stack/env/default/orders-http.env | xargs) $(BIN)/redrive $(or $(ARGS),list)
 
 screenshot: ## Refresh docs/img/saga-timeline.png: the saga page browser test with its screenshot kept in the docs
-	bash tools/saga-page.sh --screenshot docs/img/saga-timeline.png
+	bash tools/testing/saga-page.sh --screenshot docs/img/saga-timeline.png
 
 load: ## Load test (Artillery) + lost-order check against the local stack, or BASE_URL=… TOKEN=…
 	bash load-tests/run.sh
@@ -84,9 +84,9 @@ load: ## Load test (Artillery) + lost-order check against the local stack, or BA
 # `make bench-check` needs only moto (for the functions' calls): its `setup` is the light one.
 bench-check: SETUP_ARGS = --light
 
-bench-check: setup ## CI's cold-start gate: release build, 5 runs, fails when a function breaks tools/coldstart-bench/budgets.yaml
+bench-check: setup ## CI's cold-start gate: release build, 5 runs, fails when a function breaks tools/bench/coldstart-bench/budgets.yaml
 	cargo build --release $(FUNCTION_PACKAGES) -p baselines
-	cargo run -q -p coldstart-bench -- --runs 5 --no-python --budgets tools/coldstart-bench/budgets.yaml
+	cargo run -q -p coldstart-bench -- --runs 5 --no-python --budgets tools/bench/coldstart-bench/budgets.yaml
 
 latency: ## Saga latency of sequential orders on the local stack (POST → terminal, → notification, p50/p95/p99): LATENCY_ORDERS=30 LATENCY_RATE=1
 	LOAD_MODE=sequential bash load-tests/run.sh

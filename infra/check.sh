@@ -4,7 +4,7 @@
 # cfn-guard, checkov) and over their union (infra/tools/stacks.py: the deployment assertions,
 # cfn-guard rules that must pass and not skip, checkov), cfn-guard rules failing on their bad fixtures,
 # checkov, actionlint and our own rules (infra/tools/check_workflows.py) on the workflows, a
-# runbook page and a working runbook link for every alarm (tools/check-runbooks.py), no circular
+# runbook page and a working runbook link for every alarm (infra/tools/check-runbooks.py), no circular
 # dependency in any stack (infra/tools/stacks.py cycles) and no block of lines two service
 # templates share (infra/tools/check_repetition.py).
 # Needs ./tools/setup.sh to have run.
@@ -82,11 +82,11 @@ actionlint_workflows() {
   "$actionlint" "./.github/workflows/*.{yml,yaml}"
 }
 
-# runbook_links_fail: tools/check-runbooks.py rejects each broken link of its fixture: a missing
+# runbook_links_fail: infra/tools/check-runbooks.py rejects each broken link of its fixture: a missing
 # heading, a missing page, another alarm's page, no link.
 runbook_links_fail() {
   local out
-  out=$("$venv/python" tools/check-runbooks.py --template infra/tools/fixtures/runbooks/broken-links.yaml) \
+  out=$("$venv/python" infra/tools/check-runbooks.py --template infra/tools/fixtures/runbooks/broken-links.yaml) \
     && { echo "$out"; return 1; }
   echo "$out"
   grep -q "^FAIL Api5xxAlarm: its runbook link's anchor #what-it-meant is no heading of api-5xx.md$" <<<"$out" &&
@@ -187,7 +187,7 @@ for fixture in infra/tools/fixtures/workflows/*.yml; do
     workflow_rule_fails "$fixture" "$rule"
 done
 check "runbooks: every alarm of the stacks has a docs/runbooks page naming it and a link to one of its headings" \
-  "$venv/python" tools/check-runbooks.py --template "$out/union.cfn.json"
+  "$venv/python" infra/tools/check-runbooks.py --template "$out/union.cfn.json"
 check "runbooks: broken runbook links fail (infra/tools/fixtures/runbooks/broken-links.yaml)" runbook_links_fail
 check "deploy: which stacks a change deploys (infra/tools/changed_stacks.py, platform first)" \
   "$venv/python" infra/tools/changed_stacks.py --self-check

@@ -8,7 +8,7 @@
 #   infra/deploy.sh all    STAGE [STACK...]   both (make deploy STAGE=dev [STACKS="orders"])
 #   infra/deploy.sh stack-name STAGE STACK   the CloudFormation stack name of STACK
 #
-# DRY_RUN=1 prints the sam commands instead of running them (tools/tests/test_changed_stacks.py).
+# DRY_RUN=1 prints the sam commands instead of running them (tools/testing/tests/test_changed_stacks.py).
 #
 # STACK is `platform` or a service folder name; none = the platform and every service found.
 # Settings come from infra/samconfig.toml's [STAGE.*] tables, shared by every stack: SAM passes a

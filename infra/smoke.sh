@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of a deployed stack (the deploy workflow runs it against staging before
-# prod) or of the local stack (`make test` runs it through tools/smoke-local.sh): the API
+# prod) or of the local stack (`make test` runs it through tools/testing/smoke-local.sh): the API
 # rejects a request without a token, accepts an order with one, the saga takes the order to a
 # terminal state (orders -> payments -> orders), and the payment agrees with it.
 #
@@ -40,7 +40,7 @@ fi
 api=${api%/}
 token=${STAGING_TOKEN:-}
 if [ -z "$token" ] && [ -n "${SMOKE_LOCAL:-}" ]; then
-  # LOCAL_STACK: a built local-stack binary (tools/smoke-local.sh passes the one it runs, so no
+  # LOCAL_STACK: a built local-stack binary (tools/testing/smoke-local.sh passes the one it runs, so no
   # `cargo run -p` builds the SDK again for another feature set).
   token=$(${LOCAL_STACK:-cargo run -q -p local-stack --} token --sub "smoke-$$" --scopes "$app/orders")
 elif [ -z "$token" ]; then

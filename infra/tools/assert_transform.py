@@ -131,7 +131,7 @@ def watches_new_version(value, fid: str, resources: dict) -> bool:
 
 
 # Headers a browser sends beyond the safelisted ones, and those it must read (kit::http and
-# orders' handlers name them; tools/local-stack/tests/template_matches_code.rs checks the source).
+# orders' handlers name them; tools/local/local-stack/tests/template_matches_code.rs checks the source).
 CORS_ALLOW_HEADERS = {"authorization", "content-type", "idempotency-key", "x-correlation-id"}
 CORS_EXPOSE_HEADERS = {"location", "idempotent-replayed", "x-correlation-id"}
 
@@ -486,7 +486,7 @@ def relay_source_problems(resources: dict, services: list) -> list:
 
 
 # Where every alarm's AlarmDescription ends: a page and heading of docs/runbooks under the
-# RunbookBaseUrl parameter (tools/check-runbooks.py checks that the page and heading exist).
+# RunbookBaseUrl parameter (infra/tools/check-runbooks.py checks that the page and heading exist).
 RUNBOOK_LINK = re.compile(r" Runbook: \$\{RunbookBaseUrl\}/[a-z0-9-]+\.md#[a-z0-9-]+$")
 # The three Logs Insights queries (docs/runbooks/README.md, "Saved queries") and what each must
 # contain: the saga by any of its ids, duration by cold start from Lambda's platform.report

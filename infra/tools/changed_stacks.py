@@ -5,7 +5,7 @@ A stack is deployed when a file it is built from changed since BASE, the last de
 (git diff BASE...HEAD: every commit since, not only the last one):
 
 - platform (infra/platform.yaml): the template, a module (infra/modules/), its function
-  (tools/deploy-smoke/), the shared crates it links (shared/), the workspace's build files
+  (tools/deployed/deploy-smoke/), the shared crates it links (shared/), the workspace's build files
   (Cargo.toml, Cargo.lock, rust-toolchain.toml), infra/samconfig.toml;
 - a service (services/<name>/template.yaml, found): its folder, a module, the shared crates,
   the workspace's build files, infra/samconfig.toml.
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # What every stack is built from besides its own folder.
 SHARED = ("infra/modules/", "shared/", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "infra/samconfig.toml")
-PLATFORM = ("infra/platform.yaml", "tools/deploy-smoke/")
+PLATFORM = ("infra/platform.yaml", "tools/deployed/deploy-smoke/")
 
 
 def services(root: Path = ROOT) -> list:
@@ -49,12 +49,12 @@ def self_check() -> list:
         (["services/orders/src/domain/order.rs"], ["orders"]),
         (["services/orders/template.yaml", "services/notify/src/lib.rs"], ["notify", "orders"]),
         (["infra/platform.yaml"], ["platform"]),
-        (["tools/deploy-smoke/src/lib.rs"], ["platform"]),
+        (["tools/deployed/deploy-smoke/src/lib.rs"], ["platform"]),
         (["shared/kit/src/relay.rs"], ["platform", "notify", "orders", "payments"]),
         (["Cargo.lock"], ["platform", "notify", "orders", "payments"]),
         (["infra/modules/function.yaml"], ["platform", "notify", "orders", "payments"]),
         (["services/ordersx/template.yaml"], []),
-        (["tools/local-stack/src/stack.rs", "infra/check.sh"], []),
+        (["tools/local/local-stack/src/stack.rs", "infra/check.sh"], []),
     ]
     return [f"{changed} deploys {got}, not {want}"
             for changed, want in cases if (got := stacks_for(changed, names)) != want]

@@ -6,7 +6,7 @@ replaces the service's own name in every spelling (orders, Orders, ORDERS) by a 
 reports each run of MIN_LINES or more consecutive lines that two templates have in common (the
 longest run at each place). Exits 1 when there is one.
 
-The house shape that `make new-service` writes (tools/new-service/skeleton/template.yaml) is
+The house shape that `make new-service` writes (tools/local/new-service/skeleton/template.yaml) is
 written once, there: lines of a block that a template shares with the skeleton are the shape,
 not a copy, so a generated service, edited or not, does not fail the check; what remains of a
 shared block beyond them still must not reach MIN_LINES.
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MIN_LINES = 6
 PLACEHOLDER = "@SERVICE@"
-SKELETON = ROOT / "tools/new-service/skeleton/template.yaml"
+SKELETON = ROOT / "tools/local/new-service/skeleton/template.yaml"
 
 
 def normalized(path: Path, service: str) -> list:

@@ -20,7 +20,7 @@ stacks, `Location` a local path that `sam package` uploads). This module:
   `Fn::ImportValue` of a platform export `<AppName>-<Stage>-<Output>` replaced by that output's
   value (`{"Ref": "AlarmTopic"}`), so the union reads like the one template the stacks replaced.
 
-infra/tools/assert_transform.py, infra/tools/compare_stacks.py, tools/check-runbooks.py and
+infra/tools/assert_transform.py, infra/tools/compare_stacks.py, infra/tools/check-runbooks.py and
 infra/check.sh use it. As a command, it writes the union:
 
     .venv/bin/python infra/tools/stacks.py union .local/infra/union.cfn.json [--param Stage=prod ...]
@@ -80,7 +80,7 @@ class OfflineManagedPolicyLoader:
 
 
 def placeholder_code_uris(template: dict) -> None:
-    """Rewrite local code paths (e.g. . or ../tools/deploy-smoke) to s3:// placeholders, the
+    """Rewrite local code paths (e.g. . or ../tools/deployed/deploy-smoke) to s3:// placeholders, the
     functions' and the one of `Globals.Function`."""
     function_globals = template.get("Globals", {}).get("Function", {})
     uri = function_globals.get("CodeUri")

@@ -4,7 +4,7 @@
 // - Against a deployed stage: TOKEN (e.g. a Cognito client-credentials access token, see
 //   docs/deploy.md / infra/smoke.sh) is used as is; every virtual user shares its `sub`.
 // - Locally: HS256 JWTs signed with the local runner's key (.local/local-stack/jwt.json, see
-//   tools/local-stack/src/jwt.rs), one `sub` per virtual user. No external call.
+//   tools/local/local-stack/src/jwt.rs), one `sub` per virtual user. No external call.
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');

@@ -1,5 +1,5 @@
-# Sourced by the scripts that run something against the local stack (tools/smoke-local.sh,
-# tools/saga-page.sh, tools/fuzz-api.sh). `start_local_stack NAME PREFIX LOG` builds the runner and the function binaries
+# Sourced by the scripts that run something against the local stack (tools/testing/smoke-local.sh,
+# tools/testing/saga-page.sh, tools/testing/fuzz-api.sh). `start_local_stack NAME PREFIX LOG` builds the runner and the function binaries
 # (debug, one build of the whole workspace), starts `local-stack up` on a free port with its own
 # resource prefix PREFIX<pid> (on $MOTO_ENDPOINT when set), stops it on exit, and waits until it is ready.
 # It writes the stack's output to LOG (created, or emptied), sets `port` and `target`; on failure it

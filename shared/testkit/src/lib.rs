@@ -55,7 +55,7 @@ pub struct Moto {
 }
 
 /// The moto server of this test binary: `MOTO_ENDPOINT` if set, else one started from the
-/// project's venv (`tools/moto_server.py`, moto with DynamoDB serialised) on a free port. Panics with the install command
+/// project's venv (`tools/local/moto_server.py`, moto with DynamoDB serialised) on a free port. Panics with the install command
 /// when moto is missing: an integration test never skips itself.
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -80,7 +80,7 @@ pub fn moto() -> &'static Moto {
         let root = repo_root();
         let lifeline = spawn_lifeline(&[
             &root.join(".venv/bin/python").to_string_lossy(),
-            &root.join("tools/moto_server.py").to_string_lossy(),
+            &root.join("tools/local/moto_server.py").to_string_lossy(),
             "-H",
             "127.0.0.1",
             "-p",

@@ -4,7 +4,7 @@
 //!
 //! Each service checks itself (`services/<name>/tests/<name>/template.rs` calls
 //! [`assert_service_matches`]), so a new service is checked without being listed anywhere;
-//! tools/local-stack/tests/template_matches_code.rs checks what spans the services (binaries,
+//! tools/local/local-stack/tests/template_matches_code.rs checks what spans the services (binaries,
 //! scopes, CORS, retention) and that every service has that test.
 
 use std::collections::BTreeSet;
