@@ -73,7 +73,7 @@ infra-check: setup ## cfn-lint, cfn-guard, checkov and actionlint on infra/ and 
 	bash infra/check.sh
 
 redrive: bins ## DLQ tool against the running local stack: make redrive ARGS=list | ARGS="move --dlq shop-dev-payments-queue-dlq" | ARGS="republish --dlq shop-dev-orders-relay-dlq --bus shop-dev"
-	@env $$(grep '^AWS_' .local/local-stack/env/default/orders-http.env | xargs) $(BIN)/redrive $(or $(ARGS),list)
+	@env $$(grep -h '^AWS_' $$(ls .local/local-stack/env/default/*.env | head -n 1) | xargs) $(BIN)/redrive $(or $(ARGS),list)
 
 screenshot: ## Refresh docs/img/saga-timeline.png: the saga page browser test with its screenshot kept in the docs
 	bash tools/testing/saga-page.sh --screenshot docs/img/saga-timeline.png

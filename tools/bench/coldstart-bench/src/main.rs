@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use clap::Parser;
 
 /// Cold-start bench of the function binaries against moto (MOTO_ENDPOINT, or one started from
-/// ./.venv). Build the binaries first: cargo build --release -p orders -p payments -p notify -p outbox-relay -p baselines, as make bench does
+/// ./.venv). Build the binaries first: the release build of every service, the outbox relay and
+/// the baselines, as make bench does.
 #[derive(Debug, Parser)]
 struct Args {
     /// Fresh processes per function.
