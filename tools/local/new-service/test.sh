@@ -54,6 +54,18 @@ if [ "$before" != "$after" ]; then
 fi
 [ -f "services/$name/template.yaml" ] || fail "no services/$name/template.yaml"
 
+# A moto server of its own: the run before this one left a thousand queues in the shared one,
+# more than moto's ListQueues returns (redrive's tests list queues).
+moto_port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/python tools/local/moto_server.py -H 127.0.0.1 -p "$moto_port" > .local/moto-new-service.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$copy"' EXIT
+for _ in $(seq 1 100); do
+  if (echo > "/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+export MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+
 step "build and every Rust test of the workspace, the new service's among them"
 nice cargo build -q --workspace --bins
 .local/cargo-nextest/bin/cargo-nextest nextest run --workspace --no-fail-fast
@@ -67,6 +79,8 @@ grep -q "services/$name/template.yaml" .local/infra-check.txt || fail "infra/che
 grep -Eq '^[0-9]+ passed, 0 failed$' .local/infra-check.txt || fail "infra/check.sh failed"
 
 step "the local stack serves GET /v1/$name, and a confirmed order shows up in it"
+# In a subshell: start_local_stack sets its own EXIT trap (it stops the stack).
+(
 source tools/lib/local-stack.sh
 start_local_stack new-service newsvc .local/new-service-stack.log
 token=$("$target/debug/local-stack" token --sub new-service-test)
@@ -97,4 +111,5 @@ while time.time() < deadline:
 else:
     raise SystemExit(f"order {order['id']} not in GET /v1/{name} after 60 s: {body}")
 PY
+)
 step "ok"
