@@ -84,9 +84,9 @@ load: ## Load test (Artillery) + lost-order check against the local stack, or BA
 # `make bench-check` needs only moto (for the functions' calls): its `setup` is the light one.
 bench-check: SETUP_ARGS = --light
 
-bench-check: setup ## CI's cold-start gate: release build, 5 runs, fails when a function breaks tools/bench/coldstart-bench/budgets.yaml
+bench-check: setup ## CI's cold-start gate: release build, 5 runs with TLS, fails when a function breaks tools/bench/coldstart-bench/budgets.yaml
 	cargo build --release $(FUNCTION_PACKAGES) -p baselines
-	cargo run -q -p coldstart-bench -- --runs 5 --no-python --budgets tools/bench/coldstart-bench/budgets.yaml
+	cargo run -q -p coldstart-bench -- --runs 5 --no-python --tls --budgets tools/bench/coldstart-bench/budgets.yaml
 
 latency: ## Saga latency of sequential orders on the local stack (POST → terminal, → notification, p50/p95/p99): LATENCY_ORDERS=30 LATENCY_RATE=1
 	LOAD_MODE=sequential bash load-tests/run.sh

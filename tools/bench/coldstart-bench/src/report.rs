@@ -61,6 +61,9 @@ pub struct FunctionReport {
     pub init_ms: Summary,
     pub first_ms: Summary,
     pub warm_ms: Summary,
+    /// First invocation less the warm one, run by run: what a new sandbox's first request pays
+    /// over a warm one (with `--tls`, the handshake and the random generator's seeding).
+    pub first_extra_ms: Summary,
     pub peak_rss_mib: Summary,
     /// Size of `bootstrap` zipped (deflate), as uploaded to Lambda.
     pub zip_bytes: Option<u64>,
@@ -97,6 +100,7 @@ impl FunctionReport {
             init_ms: summary(|s| s.init_ms),
             first_ms: summary(|s| s.first_ms),
             warm_ms: summary(|s| s.warm_ms),
+            first_extra_ms: summary(|s| s.first_ms - s.warm_ms),
             peak_rss_mib: summary(|s| s.peak_rss_kib as f64 / 1024.0),
             samples,
             errors,
@@ -163,14 +167,14 @@ impl Report {
             out,
             "Mode: {}, AWS_LAMBDA_INITIALIZATION_TYPE={}.\n",
             if self.tls {
-                "TLS (functions → tools/bench/tls_proxy.py → moto; the last column counts the TLS connections opened during init / first / warm, in the median run)"
+                "TLS (functions → tools/bench/tls_proxy.py → moto; first − warm is the median of each run's difference, and the last column counts the TLS connections opened during init / first / warm, in the median run)"
             } else {
                 "plain HTTP to moto"
             },
             self.initialization_type
         );
         let (tls_head, tls_rule) = if self.tls {
-            (" TLS connects (init / first / warm) |", "---|")
+            (" first − warm (ms) | TLS connects (init / first / warm) |", "---|---|")
         } else {
             ("", "")
         };
@@ -195,7 +199,7 @@ impl Report {
                     "| {} | failed: {} | | | | | |{}",
                     f.name,
                     f.errors.first().map_or("", String::as_str),
-                    if self.tls { " |" } else { "" }
+                    if self.tls { " | |" } else { "" }
                 );
                 continue;
             }
@@ -205,7 +209,11 @@ impl Report {
                 f.name.clone()
             };
             let connects = if self.tls {
-                format!(" {} |", f.median_connections())
+                format!(
+                    " {:.1} | {} |",
+                    f.first_extra_ms.median,
+                    f.median_connections()
+                )
             } else {
                 String::new()
             };

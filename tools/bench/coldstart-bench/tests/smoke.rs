@@ -93,3 +93,38 @@ async fn every_function_reaches_next_and_answers_its_event() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// ADR 0010: the functions seed AWS-LC's random generator from the OS, not from CPU jitter,
+/// which cost 40–60 ms of CPU on the first TLS handshake of every new sandbox. Read in the
+/// debug binaries' symbol tables (release binaries are stripped): with
+/// `AWS_LC_SYS_NO_JITTER_ENTROPY=1` (`.cargo/config.toml`) the jitterentropy library is not
+/// compiled in, while AWS-LC itself still is.
+#[test]
+fn the_functions_seed_aws_lc_from_the_os_not_from_cpu_jitter() -> anyhow::Result<()> {
+    let root = coldstart_bench::world::repo_root();
+    build_functions(&root)?;
+    let bin_dir = coldstart_bench::world::target_dir(&root).join("debug");
+    let specs = coldstart_bench::world::template_functions(&root)?;
+    let functions = coldstart_bench::catalog::rust_functions(&specs);
+    let mut checked = 0;
+    for function in functions.iter().filter(|f| !f.baseline) {
+        let coldstart_bench::catalog::Program::Binary(binary) = &function.program else {
+            continue;
+        };
+        let bytes = std::fs::read(bin_dir.join(binary))?;
+        // std's search (optimised even in a debug test) over the binary, read as text.
+        let text = String::from_utf8_lossy(&bytes);
+        let has = |symbol: &str| text.contains(symbol);
+        assert!(
+            has("CRYPTO_sysrand"),
+            "{binary}: AWS-LC's symbols are not in the binary, so this test cannot see them"
+        );
+        assert!(
+            !has("jent_entropy_init"),
+            "{binary}: built with AWS-LC's CPU-jitter entropy; set AWS_LC_SYS_NO_JITTER_ENTROPY=1 (ADR 0010)"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no function binary was checked");
+    Ok(())
+}
