@@ -9,7 +9,8 @@
 #
 # LOAD_MODE=sequential (`make latency`): instead of Artillery, load-tests/latency.js (sequential
 # orders, saga latency p50/p95/p99 from the local stack's timeline; LATENCY_ORDERS, LATENCY_RATE).
-# Env: LOAD_DURATION (s, default 60), LOAD_RATE (new virtual users/s, default 1),
+# Env: LOAD_PROFILE (release, the default: the functions' release build, as on Lambda; debug:
+# the workspace's debug build only, quicker to build), LOAD_DURATION (s, default 60), LOAD_RATE (new virtual users/s, default 1),
 # LOAD_DECLINE_PCT (default 30), LOAD_REPLAY_PCT (default 20), LOAD_MAX_POLLS (default 30, 1 s
 # apart), LOAD_SETTLE_S (checker's wait for stragglers, default 60), LOAD_STACK_WAIT_S (wait
 # for a local stack to come up, default 900: it may have to build the functions);
@@ -69,8 +70,18 @@ if [ "$local_mode" = 1 ]; then
     # The whole workspace, as every build here (a `-p` build unifies features differently).
     echo "load: building the workspace (cargo build --workspace --bins)"
     cargo build -q --workspace --bins
-    echo "load: starting the local stack (local-stack up --port $port; log ${out#"$repo"/}/local-stack.log)"
-    setsid "${CARGO_TARGET_DIR:-target}/debug/local-stack" up --port "$port" >"$out/local-stack.log" 2>&1 &
+    stack_args=(up --port "$port")
+    if [ "${LOAD_PROFILE:-release}" = release ]; then
+      # The functions as Lambda runs them: the release build `make bench` makes (same command,
+      # so the two share it), run by the (debug) local-stack.
+      packages=()
+      for dir in services/*/; do packages+=(-p "$(basename "$dir")"); done
+      echo "load: building the functions for release (cargo build --release ${packages[*]} -p outbox-relay -p baselines)"
+      cargo build -q --release "${packages[@]}" -p outbox-relay -p baselines
+      stack_args+=(--release --no-build)
+    fi
+    echo "load: starting the local stack (local-stack ${stack_args[*]}; log ${out#"$repo"/}/local-stack.log)"
+    setsid "${CARGO_TARGET_DIR:-target}/debug/local-stack" "${stack_args[@]}" >"$out/local-stack.log" 2>&1 &
     stack_pid=$!
     deadline=$(( $(date +%s) + ${LOAD_STACK_WAIT_S:-900} ))
     until api_up; do

@@ -26,6 +26,13 @@ each message received: quadratic in a backlog).
 werkzeug's per-request access log is off (about a fifth of moto's CPU under load);
 MOTO_ACCESS_LOG=1 turns it back on.
 
+moto finds the backend of every request anew, under one lock: it lists its own package folder
+(a directory listing and ~150 `isdir` calls) and parses the request's signature. At 5 orders/s a
+third of the DynamoDB moto's samples were in there, mostly waiting for that lock. For the
+stack's services (DynamoDB and its streams, SQS, EventBridge) a signed request's backend
+depends only on its credential scope and X-Amz-Target prefix, so the app is looked up once per
+such key.
+
 Usage: .venv/bin/python tools/local/moto_server.py -H 127.0.0.1 -p PORT   (same flags as moto_server)
 """
 
@@ -44,6 +51,7 @@ from moto.dynamodb.models.table import Table
 from moto.events.models import EventsBackend
 from moto.sqs.models import SQSBackend
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 
 _LOCK = threading.RLock()
@@ -176,6 +184,50 @@ def _retention_from_the_queue(self, queue_name, message):
 
 
 SQSBackend.is_message_valid_based_on_retention_period = _retention_from_the_queue
+
+
+# The services the stack calls, whose backend moto derives from the credential scope's service
+# and region and the X-Amz-Target's prefix alone (DynamoDB and DynamoDB Streams share the signing
+# name "dynamodb"; the target tells them apart). Any other request takes moto's own look-up.
+_SCOPED_SERVICES = frozenset({"dynamodb", "sqs", "events"})
+
+
+def _credential_scope(environ):
+    """The key a signed request of the stack's services is dispatched by, or None."""
+    path = environ.get("PATH_INFO", "")
+    if path.startswith(("/moto-api", "/latest/")) or path == "/favicon.ico":
+        return None
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if not auth.startswith("AWS4-HMAC-SHA256 "):
+        return None
+    try:
+        # AWS4-HMAC-SHA256 Credential=KEY/20170220/us-east-1/dynamodb/aws4_request, ...
+        _, _, region, service, _ = auth.split(",")[0].split()[1].split("=", 1)[1].split("/")
+    except (IndexError, ValueError):
+        return None
+    if service not in _SCOPED_SERVICES:
+        return None
+    target = environ.get("HTTP_X_AMZ_TARGET", "").split(".", 1)[0]
+    return service, region, target
+
+
+def _app_per_scope(get_application):
+    apps = {}
+
+    @functools.wraps(get_application)
+    def wrapper(self, environ):
+        scope = _credential_scope(environ)
+        if scope is None:
+            return get_application(self, environ)
+        app = apps.get(scope)
+        if app is None:
+            app = apps.setdefault(scope, get_application(self, environ))
+        return app
+
+    return wrapper
+
+
+DomainDispatcherApplication.get_application = _app_per_scope(DomainDispatcherApplication.get_application)
 
 EventsBackend.put_events = _entry_by_entry(EventsBackend.put_events)
 SQSBackend.send_message = _with_trace_header(SQSBackend.send_message)

@@ -183,3 +183,49 @@ class TransactionsStayAtomic(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DispatchTest(unittest.TestCase):
+    """moto_server.py looks a signed request's backend up once per credential scope, not anew
+    (and under one lock) for every request."""
+
+    @staticmethod
+    def environ(service, target=None, region="us-east-1"):
+        return {
+            "PATH_INFO": "/",
+            **({"HTTP_X_AMZ_TARGET": target} if target else {}),
+            "HTTP_HOST": "127.0.0.1:5000",
+            "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 "
+            f"Credential=testing/20261130/{region}/{service}/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=0",
+        }
+
+    def test_each_scope_is_resolved_once_and_to_its_own_backend(self):
+        sys.path.insert(0, os.path.join(ROOT, "tools", "local"))
+        try:
+            import moto_server
+        finally:
+            sys.path.pop(0)
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        dispatcher = DomainDispatcherApplication(create_backend_app)
+        inferred = []
+        original = dispatcher.infer_service_region_host
+        dispatcher.infer_service_region_host = lambda *a: inferred.append(a) or original(*a)
+
+        requests = {
+            "dynamodb": self.environ("dynamodb", "DynamoDB_20120810.GetItem"),
+            "dynamodbstreams": self.environ("dynamodb", "DynamoDBStreams_20120810.GetRecords"),
+            "sqs": self.environ("sqs", "AmazonSQS.ReceiveMessage"),
+            "events": self.environ("events", "AWSEvents.PutEvents"),
+        }
+        apps = {name: dispatcher.get_application(environ) for name, environ in requests.items()}
+        for name, app in apps.items():
+            self.assertEqual(app.service, name)
+        for _ in range(3):
+            for name, environ in requests.items():
+                self.assertIs(dispatcher.get_application(environ), apps[name])
+        self.assertEqual(len(inferred), len(requests), "one look-up per credential scope and target")
+        # Not signed, or not a service call: moto's own look-up every time.
+        dispatcher.get_application({"PATH_INFO": "/moto-api/"})
+        self.assertEqual(moto_server._credential_scope({"PATH_INFO": "/", "HTTP_AUTHORIZATION": "junk"}), None)

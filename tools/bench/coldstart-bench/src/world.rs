@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context as _, anyhow};
 use local_stack::functions::FunctionSpec;
-use local_stack::moto::Moto;
+use local_stack::moto::{Endpoints, Moto};
 use local_stack::resources::{self, Clients};
 use local_stack::template::Context;
 use orders::domain::{CustomerId, Order, OrderId, PlaceOrder};
@@ -89,7 +89,8 @@ impl World {
         let (endpoint, moto) = match std::env::var("MOTO_ENDPOINT") {
             Ok(endpoint) if !endpoint.is_empty() => (endpoint, None),
             _ => {
-                let moto = Moto::start(root, false).await?;
+                let log = target_dir(root).join("bench").join("moto.log");
+                let moto = Moto::start(root, false, &log).await?;
                 (moto.endpoint.clone(), Some(moto))
             }
         };
@@ -97,7 +98,7 @@ impl World {
         let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let mut ctx = Context::new(&template, &prefix, REGION, &HashMap::new())?;
         resources::name_resources(&template, &mut ctx, Some(&prefix))?;
-        let clients = Clients::new(&endpoint, REGION).await;
+        let clients = Clients::new(&Endpoints::one(&endpoint), REGION).await;
         resources::provision(&template, &mut ctx, &clients, None)
             .await
             .context("creating the template's resources in moto")?;

@@ -8,6 +8,7 @@ use aws_sdk_eventbridge::types as eb;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
+use crate::moto::Endpoints;
 use crate::template::{Context, Resolver, Template};
 
 /// SDK clients pointed at moto.
@@ -20,21 +21,31 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Clients for a moto endpoint with fake credentials.
-    pub async fn new(endpoint: &str, region: &str) -> Self {
-        let creds =
-            aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "local-stack");
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(creds)
-            .load()
-            .await;
+    /// Clients for moto's endpoints with fake credentials.
+    pub async fn new(endpoints: &Endpoints, region: &str) -> Self {
+        let conf = |endpoint: String| {
+            let creds = aws_sdk_sqs::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "local-stack",
+            );
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new(region.to_owned()))
+                .credentials_provider(creds)
+                .load()
+        };
+        let (aws, dynamodb) = (
+            conf(endpoints.aws.clone()).await,
+            conf(endpoints.dynamodb.clone()).await,
+        );
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
-            streams: aws_sdk_dynamodbstreams::Client::new(&conf),
-            sqs: aws_sdk_sqs::Client::new(&conf),
-            events: aws_sdk_eventbridge::Client::new(&conf),
+            dynamodb: aws_sdk_dynamodb::Client::new(&dynamodb),
+            streams: aws_sdk_dynamodbstreams::Client::new(&dynamodb),
+            sqs: aws_sdk_sqs::Client::new(&aws),
+            events: aws_sdk_eventbridge::Client::new(&aws),
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::functions::{self, FunctionSpec};
 use crate::http_api::{self, Api, Route};
 use crate::jwt::JwtKey;
-use crate::moto::Moto;
+use crate::moto::{Endpoints, Motos};
 use crate::report::{Delivery, Reporter, correlation_id};
 use crate::resources::{self, Clients, Resources};
 use crate::runtime::{FunctionPool, Invoked, Launch};
@@ -32,7 +32,8 @@ pub struct Options {
     /// One SAM template to run instead of the stacks (default: `<root>/infra/platform.yaml` and
     /// every `<root>/services/*/template.yaml`, read as one by [`crate::stacks`]).
     pub template: Option<PathBuf>,
-    /// An already running moto; default: start one from `./.venv`.
+    /// An already running moto for every service; default: start two from `./.venv`, one for
+    /// DynamoDB and one for the rest ([`Motos`]).
     pub aws_endpoint: Option<String>,
     /// Run `bash tools/setup.sh` when moto is missing (the CLI does; tests fail instead).
     pub install_moto: bool,
@@ -183,7 +184,8 @@ pub struct Startup {
 pub struct Stack {
     /// Base URL of the HTTP API, e.g. `http://127.0.0.1:3000`.
     pub api_url: String,
-    pub moto_endpoint: String,
+    /// Where the stack's AWS calls go: the moto of every service but DynamoDB, and DynamoDB's.
+    pub endpoints: Endpoints,
     pub resources: Resources,
     /// Function pools by short name (`orders-relay`).
     pub functions: BTreeMap<String, Arc<FunctionPool>>,
@@ -195,12 +197,13 @@ pub struct Stack {
     pub startup: Startup,
     /// Processes killed by `kill_every` so far.
     pub killed: Arc<std::sync::atomic::AtomicUsize>,
-    /// The fault proxy's log (one `fault_proxy: …` line per injected fault) when `faults` is set.
-    pub fault_log: Option<PathBuf>,
+    /// The fault proxies' logs (one `fault_proxy: …` line per injected fault) when `faults` is
+    /// set: one proxy per moto.
+    pub fault_logs: Vec<PathBuf>,
     tasks: Vec<JoinHandle<()>>,
-    moto: Option<Moto>,
+    motos: Option<Motos>,
     /// Killed on drop (`kill_on_drop`).
-    _fault_proxy: Option<tokio::process::Child>,
+    _fault_proxies: Vec<tokio::process::Child>,
 }
 
 impl Drop for Stack {
@@ -265,47 +268,58 @@ impl Stack {
         }
         let build_time = t_build.elapsed();
 
-        let t0 = Instant::now();
-        let moto = match &o.aws_endpoint {
-            Some(_) => None,
-            None => Some(Moto::start(&o.root, o.install_moto).await?),
-        };
-        let moto_endpoint = o
-            .aws_endpoint
-            .clone()
-            .or_else(|| moto.as_ref().map(|m| m.endpoint.clone()))
-            .unwrap_or_default();
-        let moto_time = t0.elapsed();
-
-        let t1 = Instant::now();
-        let clients = Clients::new(&moto_endpoint, &o.region).await;
-        let resources = resources::provision(&template, &mut ctx, &clients, o.visibility_timeout)
-            .await
-            .with_context(|| format!("provisioning in moto at {moto_endpoint}"))?;
-        let provisioning_time = t1.elapsed();
-
-        let t2 = Instant::now();
         let state = o.state_dir();
         let log_dir = state
             .join("logs")
             .join(o.prefix.as_deref().unwrap_or("default"));
         std::fs::create_dir_all(&log_dir)?;
-        // The functions reach AWS through the fault proxy when asked; the runner's own pollers
-        // (AWS's side of the mappings) keep talking to moto directly.
-        let (fault_proxy, function_endpoint) = match o.faults.filter(|f| *f > 0.0) {
-            Some(rate) => {
-                let (child, url) = start_fault_proxy(
-                    &o.root,
-                    &moto_endpoint,
-                    rate,
-                    o.seed,
-                    &log_dir.join("fault-proxy.log"),
-                )
-                .await?;
-                (Some((child, log_dir.join("fault-proxy.log"))), url)
+
+        let t0 = Instant::now();
+        let (motos, endpoints) = match &o.aws_endpoint {
+            Some(endpoint) => (None, Endpoints::one(endpoint)),
+            None => {
+                let motos = Motos::start(&o.root, o.install_moto, &log_dir).await?;
+                let endpoints = motos.endpoints();
+                (Some(motos), endpoints)
             }
-            None => (None, moto_endpoint.clone()),
         };
+        let moto_time = t0.elapsed();
+
+        let t1 = Instant::now();
+        let clients = Clients::new(&endpoints, &o.region).await;
+        let resources = resources::provision(&template, &mut ctx, &clients, o.visibility_timeout)
+            .await
+            .with_context(|| format!("provisioning in moto at {endpoints:?}"))?;
+        let provisioning_time = t1.elapsed();
+
+        let t2 = Instant::now();
+        // The functions reach AWS through a fault proxy per moto when asked; the runner's own
+        // pollers (AWS's side of the mappings) keep talking to moto directly.
+        let mut fault_proxies = Vec::new();
+        let mut fault_logs = Vec::new();
+        let mut function_endpoints = endpoints.clone();
+        if let Some(rate) = o.faults.filter(|f| *f > 0.0) {
+            let (child, url) = start_fault_proxy(
+                &o.root,
+                &endpoints.aws,
+                rate,
+                o.seed,
+                &log_dir.join("fault-proxy.log"),
+            )
+            .await?;
+            fault_proxies.push(child);
+            fault_logs.push(log_dir.join("fault-proxy.log"));
+            function_endpoints = Endpoints::one(&url);
+            if endpoints.dynamodb != endpoints.aws {
+                let log = log_dir.join("fault-proxy-dynamodb.log");
+                let (child, url) =
+                    start_fault_proxy(&o.root, &endpoints.dynamodb, rate, o.seed + 1, &log)
+                        .await?;
+                fault_proxies.push(child);
+                fault_logs.push(log);
+                function_endpoints.dynamodb = url;
+            }
+        }
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| o.root.join("target"));
@@ -326,7 +340,7 @@ impl Stack {
                 skipped.push(spec.logical_id.clone());
                 continue;
             }
-            let env = function_env(&spec, &function_endpoint, &o.region);
+            let env = function_env(&spec, &function_endpoints, &o.region);
             write_env_file(&state, o.prefix.as_deref(), &spec, &env)?;
             let limit = spec.reserved_concurrency.unwrap_or(o.max_concurrency);
             let log_file = log_dir.join(format!("{}.log", spec.short_name));
@@ -476,7 +490,7 @@ impl Stack {
         };
         let stack = Self {
             api_url,
-            moto_endpoint,
+            endpoints,
             resources,
             functions: pools,
             skipped,
@@ -485,10 +499,10 @@ impl Stack {
             clients,
             startup,
             killed,
-            fault_log: fault_proxy.as_ref().map(|(_, log)| log.clone()),
+            fault_logs,
             tasks,
-            moto,
-            _fault_proxy: fault_proxy.map(|(child, _)| child),
+            motos,
+            _fault_proxies: fault_proxies,
         };
         if o.print {
             stack.print_summary();
@@ -498,7 +512,10 @@ impl Stack {
 
     #[allow(clippy::print_stdout)]
     fn print_summary(&self) {
-        println!("local-stack: moto at {}", self.moto_endpoint);
+        println!(
+            "local-stack: moto at {} (DynamoDB at {})",
+            self.endpoints.aws, self.endpoints.dynamodb
+        );
         for (id, t) in &self.resources.tables {
             println!("  table  {id:<18} {}", t.name);
         }
@@ -603,14 +620,15 @@ impl Stack {
 
     /// How many faults the fault proxy has injected so far (0 without `faults`).
     pub fn faults_injected(&self) -> usize {
-        self.fault_log
-            .as_ref()
-            .and_then(|log| std::fs::read_to_string(log).ok())
-            .map_or(0, |text| {
+        self.fault_logs
+            .iter()
+            .filter_map(|log| std::fs::read_to_string(log).ok())
+            .map(|text| {
                 text.lines()
                     .filter(|l| l.starts_with("fault_proxy: "))
                     .count()
             })
+            .sum()
     }
 
     /// Stops everything now (also done on drop).
@@ -621,19 +639,25 @@ impl Stack {
         for f in self.functions.values() {
             f.stop();
         }
-        if let Some(m) = self.moto.take() {
+        if let Some(m) = self.motos.take() {
             m.stop().await;
         }
     }
 }
 
 /// The environment Lambda gives a function, plus the template's variables.
-fn function_env(spec: &FunctionSpec, endpoint: &str, region: &str) -> BTreeMap<String, String> {
+fn function_env(
+    spec: &FunctionSpec,
+    endpoints: &Endpoints,
+    region: &str,
+) -> BTreeMap<String, String> {
     let mut env = spec.env.clone();
     let mut set = |k: &str, v: &str| {
         env.insert(k.to_owned(), v.to_owned());
     };
-    set("AWS_ENDPOINT_URL", endpoint);
+    for (k, v) in endpoints.env() {
+        set(k, &v);
+    }
     set("AWS_REGION", region);
     set("AWS_DEFAULT_REGION", region);
     set("AWS_ACCESS_KEY_ID", "testing");

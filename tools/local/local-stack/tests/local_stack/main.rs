@@ -10,6 +10,7 @@ mod helpers;
 mod http_api;
 mod invoke;
 mod kills;
+mod own_moto;
 mod pipeline;
 mod saga_page;
 mod schedules;

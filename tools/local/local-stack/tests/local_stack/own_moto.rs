@@ -1,0 +1,100 @@
+//! A stack that starts its own moto starts two: one for DynamoDB and its streams, one for every
+//! other service, so that the functions' AWS calls run on two Python interpreters instead of
+//! queueing behind one (issue 13, the local stack under load).
+
+use std::time::Duration;
+
+use local_stack::{Options, Stack};
+
+use crate::helpers::eventually;
+
+async fn table_names(endpoint: &str) -> Vec<String> {
+    let clients = local_stack::resources::Clients::new(
+        &local_stack::moto::Endpoints::one(endpoint),
+        "us-east-1",
+    )
+    .await;
+    let tables = clients.dynamodb.list_tables().send().await.unwrap();
+    tables.table_names.unwrap_or_default()
+}
+
+async fn queue_urls(endpoint: &str) -> Vec<String> {
+    let clients = local_stack::resources::Clients::new(
+        &local_stack::moto::Endpoints::one(endpoint),
+        "us-east-1",
+    )
+    .await;
+    let queues = clients.sqs.list_queues().send().await.unwrap();
+    queues.queue_urls.unwrap_or_default()
+}
+
+async fn order_status(stack: &Stack, token: &str, id: &str) -> Option<String> {
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/orders/{id}", stack.api_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?;
+    let order: serde_json::Value = r.json().await.ok()?;
+    Some(order["status"].as_str()?.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_of_its_own_puts_dynamodb_on_one_moto_and_the_rest_on_another_and_the_saga_runs_across_both()
+ {
+    tokio::task::block_in_place(testkit::build_functions);
+    // Its own state dir: the env files and logs of a `make run` stay untouched.
+    let state = std::env::temp_dir().join(format!("own-moto-{}", uuid::Uuid::new_v4().simple()));
+    let mut o = Options::new(testkit::repo_root());
+    o.build = false;
+    o.state_dir = Some(state.clone());
+    let stack = Stack::start(o).await.expect("the local stack starts");
+    let endpoints = stack.endpoints.clone();
+    assert_ne!(endpoints.aws, endpoints.dynamodb, "two motos");
+
+    // Every table is on DynamoDB's moto and none on the other; every queue the other way round.
+    let tables: Vec<&String> = stack.resources.tables.values().map(|t| &t.name).collect();
+    assert!(!tables.is_empty());
+    let on_dynamodb = table_names(&endpoints.dynamodb).await;
+    let on_aws = table_names(&endpoints.aws).await;
+    for name in &tables {
+        assert!(on_dynamodb.contains(name), "{name} on {on_dynamodb:?}");
+    }
+    assert!(on_aws.is_empty(), "tables on the other moto: {on_aws:?}");
+    let queues = queue_urls(&endpoints.aws).await;
+    assert_eq!(queues.len(), stack.resources.queues.len(), "{queues:?}");
+    let misplaced = queue_urls(&endpoints.dynamodb).await;
+    assert!(misplaced.is_empty(), "queues on DynamoDB's moto: {misplaced:?}");
+
+    // The functions are told both: the env file a developer runs one of them with says so.
+    let env = std::fs::read_to_string(state.join("env/default/orders-http.env")).unwrap();
+    assert!(
+        env.contains(&format!("AWS_ENDPOINT_URL={}\n", endpoints.aws))
+            && env.contains(&format!("AWS_ENDPOINT_URL_DYNAMODB={}\n", endpoints.dynamodb)),
+        "{env}"
+    );
+
+    // And the saga crosses them: the order's table and stream on one, the bus and the queues
+    // on the other.
+    let token = stack.token("ada", &["shop/orders"]).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/orders", stack.api_url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"lines": [{"sku": "SKU-1", "quantity": 1,
+            "unit_price": {"amount": 500, "currency": "EUR"}}], "card_token": "tok_approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let order: serde_json::Value = r.json().await.unwrap();
+    let id = order["id"].as_str().unwrap().to_owned();
+    eventually("the order to be confirmed", Duration::from_secs(60), || {
+        let (stack, token, id) = (&stack, &token, &id);
+        async move {
+            (order_status(stack, token, id).await.as_deref() == Some("CONFIRMED")).then_some(())
+        }
+    })
+    .await;
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&state);
+}
