@@ -165,7 +165,9 @@ mod tests {
         seeded.first_extra_ms.median = 47.5;
         assert_eq!(
             budgets().breaches(&report(vec![function("orders-http", 4.5, 3.4), seeded])),
-            ["notify-relay: with TLS the first invocation takes 47.5 ms more than a warm one, over its budget of 15.0 ms"]
+            [
+                "notify-relay: with TLS the first invocation takes 47.5 ms more than a warm one, over its budget of 15.0 ms"
+            ]
         );
     }
 

@@ -174,7 +174,10 @@ impl Report {
             self.initialization_type
         );
         let (tls_head, tls_rule) = if self.tls {
-            (" first − warm (ms) | TLS connects (init / first / warm) |", "---|---|")
+            (
+                " first − warm (ms) | TLS connects (init / first / warm) |",
+                "---|---|",
+            )
         } else {
             ("", "")
         };

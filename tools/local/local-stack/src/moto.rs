@@ -1,8 +1,9 @@
 //! Starts the project-local moto servers: `./.venv/bin/python tools/local/moto_server.py`, moto with
 //! its DynamoDB backend serialised (see that file).
-//! A stack runs two ([`Motos`]): one for DynamoDB and its streams, one for every other service,
-//! so that the two halves of the functions' AWS calls run on two Python interpreters, not one.
+//! A stack runs one per DynamoDB table and one for every other service ([`Motos`]), so that the
+//! functions' AWS calls spread over several Python interpreters instead of queueing behind one.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -65,66 +66,108 @@ impl Moto {
     }
 }
 
-/// The two moto servers of a stack.
+/// The moto servers of a stack: one per DynamoDB table (with its stream) and one for every other
+/// service. A function touches one table only (its policy allows no other), so its DynamoDB
+/// calls queue behind no other service's.
 #[derive(Debug)]
 pub struct Motos {
     /// Every service but DynamoDB: SQS, EventBridge (whose rules deliver to SQS in the same
     /// process), and whatever else a template provisions.
     pub aws: Moto,
-    /// DynamoDB and DynamoDB Streams.
-    pub dynamodb: Moto,
+    /// By table name: its moto.
+    pub tables: BTreeMap<String, Moto>,
 }
 
 impl Motos {
-    /// Starts both (see [`Moto::start`]), logging to `moto.log` and `moto-dynamodb.log` in
+    /// Starts them (see [`Moto::start`]), logging to `moto.log` and `moto-<table>.log` in
     /// `log_dir`.
-    pub async fn start(root: &Path, install: bool, log_dir: &Path) -> anyhow::Result<Self> {
-        // The first installs moto when asked; the second starts once it is there.
+    pub async fn start(
+        root: &Path,
+        install: bool,
+        log_dir: &Path,
+        tables: &[String],
+    ) -> anyhow::Result<Self> {
+        // The first installs moto when asked; the others start once it is there.
         let aws = Moto::start(root, install, &log_dir.join("moto.log")).await?;
-        let dynamodb = Moto::start(root, false, &log_dir.join("moto-dynamodb.log")).await?;
-        Ok(Self { aws, dynamodb })
+        let started = futures::future::try_join_all(tables.iter().map(|table| async move {
+            let log = log_dir.join(format!("moto-{table}.log"));
+            Ok::<_, anyhow::Error>((table.clone(), Moto::start(root, false, &log).await?))
+        }))
+        .await?;
+        Ok(Self {
+            aws,
+            tables: started.into_iter().collect(),
+        })
     }
 
     pub fn endpoints(&self) -> Endpoints {
         Endpoints {
             aws: self.aws.endpoint.clone(),
-            dynamodb: self.dynamodb.endpoint.clone(),
+            tables: self
+                .tables
+                .iter()
+                .map(|(table, moto)| (table.clone(), moto.endpoint.clone()))
+                .collect(),
         }
     }
 
-    /// Stops both now.
+    /// Stops them now.
     pub async fn stop(self) {
         self.aws.stop().await;
-        self.dynamodb.stop().await;
+        for moto in self.tables.into_values() {
+            moto.stop().await;
+        }
     }
 }
 
 /// Where a stack's AWS calls go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
-    /// Every service but DynamoDB (`AWS_ENDPOINT_URL`).
+    /// Every service, and every table not in `tables` (`AWS_ENDPOINT_URL`).
     pub aws: String,
-    /// DynamoDB and DynamoDB Streams (`AWS_ENDPOINT_URL_DYNAMODB`): the same as `aws` when the
-    /// stack was given one moto.
-    pub dynamodb: String,
+    /// By table name: the endpoint of that table and its stream (empty when the stack was given
+    /// one moto).
+    pub tables: BTreeMap<String, String>,
 }
 
 impl Endpoints {
-    /// One endpoint for every service (an already running moto).
+    /// One endpoint for every service and table (an already running moto).
     pub fn one(endpoint: &str) -> Self {
         Self {
             aws: endpoint.to_owned(),
-            dynamodb: endpoint.to_owned(),
+            tables: BTreeMap::new(),
         }
     }
 
-    /// The SDK's variables that send a process's calls there.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    /// Where `table` and its stream are.
+    pub fn table(&self, table: &str) -> &str {
+        self.tables.get(table).map_or(&self.aws, String::as_str)
+    }
+
+    /// The SDK's variables that send the calls of a process whose environment is `env` there:
+    /// `AWS_ENDPOINT_URL`, and `AWS_ENDPOINT_URL_DYNAMODB` at the moto of the table the
+    /// environment names. A process that names tables of two motos is refused.
+    pub fn env(
+        &self,
+        env: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<(&'static str, String)>> {
         let mut vars = vec![("AWS_ENDPOINT_URL", self.aws.clone())];
-        if self.dynamodb != self.aws {
-            vars.push(("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb.clone()));
+        let mut named: Vec<&String> = self
+            .tables
+            .iter()
+            .filter(|(table, _)| env.values().any(|v| v == *table))
+            .map(|(_, endpoint)| endpoint)
+            .collect();
+        named.dedup();
+        match named.as_slice() {
+            [] => {}
+            [endpoint] => vars.push(("AWS_ENDPOINT_URL_DYNAMODB", (*endpoint).clone())),
+            _ => anyhow::bail!(
+                "the environment names tables on {} motos; a function may use one table",
+                named.len()
+            ),
         }
-        vars
+        Ok(vars)
     }
 }
 
@@ -150,4 +193,62 @@ pub async fn wait_until_listening(port: u16, limit: Duration) -> anyhow::Result<
         "nothing listening on port {port} after {}s",
         limit.as_secs()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn endpoints() -> Endpoints {
+        Endpoints {
+            aws: "http://aws".into(),
+            tables: [
+                ("orders".into(), "http://o".into()),
+                ("notify".into(), "http://n".into()),
+            ]
+            .into(),
+        }
+    }
+
+    fn env(vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+        vars.iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn a_function_gets_the_moto_of_the_table_its_environment_names() {
+        let vars = endpoints()
+            .env(&env(&[
+                ("ORDERS_TABLE", "orders"),
+                ("SERVICE_NAME", "orders"),
+            ]))
+            .unwrap();
+        assert_eq!(
+            vars,
+            [
+                ("AWS_ENDPOINT_URL", "http://aws".to_owned()),
+                ("AWS_ENDPOINT_URL_DYNAMODB", "http://o".to_owned())
+            ]
+        );
+        let none = endpoints().env(&env(&[("BUS", "shop")])).unwrap();
+        assert_eq!(none, [("AWS_ENDPOINT_URL", "http://aws".to_owned())]);
+        let one_moto = Endpoints::one("http://m")
+            .env(&env(&[("T", "orders")]))
+            .unwrap();
+        assert_eq!(one_moto, [("AWS_ENDPOINT_URL", "http://m".to_owned())]);
+    }
+
+    #[test]
+    fn a_function_that_names_two_tables_is_refused() {
+        let e = endpoints()
+            .env(&env(&[("A", "orders"), ("B", "notify")]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("a function may use one table"),
+            "{e}"
+        );
+    }
 }

@@ -14,10 +14,13 @@ use crate::template::{Context, Resolver, Template};
 /// SDK clients pointed at moto.
 #[derive(Debug, Clone)]
 pub struct Clients {
+    /// DynamoDB of every table without a moto of its own (all of them on one moto).
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
+    /// By table name: the DynamoDB and Streams clients of a table on a moto of its own.
+    tables: BTreeMap<String, (aws_sdk_dynamodb::Client, aws_sdk_dynamodbstreams::Client)>,
 }
 
 impl Clients {
@@ -37,16 +40,35 @@ impl Clients {
                 .credentials_provider(creds)
                 .load()
         };
-        let (aws, dynamodb) = (
-            conf(endpoints.aws.clone()).await,
-            conf(endpoints.dynamodb.clone()).await,
-        );
+        let aws = conf(endpoints.aws.clone()).await;
+        let mut tables = BTreeMap::new();
+        for (table, endpoint) in &endpoints.tables {
+            let c = conf(endpoint.clone()).await;
+            tables.insert(
+                table.clone(),
+                (
+                    aws_sdk_dynamodb::Client::new(&c),
+                    aws_sdk_dynamodbstreams::Client::new(&c),
+                ),
+            );
+        }
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&dynamodb),
-            streams: aws_sdk_dynamodbstreams::Client::new(&dynamodb),
+            dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+            streams: aws_sdk_dynamodbstreams::Client::new(&aws),
             sqs: aws_sdk_sqs::Client::new(&aws),
             events: aws_sdk_eventbridge::Client::new(&aws),
+            tables,
         }
+    }
+
+    /// The DynamoDB client of `table`.
+    pub fn dynamodb_of(&self, table: &str) -> &aws_sdk_dynamodb::Client {
+        self.tables.get(table).map_or(&self.dynamodb, |(d, _)| d)
+    }
+
+    /// The DynamoDB Streams client of `table`'s stream.
+    pub fn streams_of(&self, table: &str) -> &aws_sdk_dynamodbstreams::Client {
+        self.tables.get(table).map_or(&self.streams, |(_, s)| s)
     }
 }
 
@@ -233,7 +255,8 @@ async fn create_tables(
         let r = Resolver { template, ctx };
         let p = r.resolve(&res.properties)?;
         let name = ctx.refs[id].clone();
-        let mut req = clients.dynamodb.create_table().table_name(&name);
+        let dynamodb = clients.dynamodb_of(&name);
+        let mut req = dynamodb.create_table().table_name(&name);
         for a in arr(&p, "AttributeDefinitions") {
             req = req.attribute_definitions(
                 ddb::AttributeDefinition::builder()
@@ -305,8 +328,7 @@ async fn create_tables(
                 .pointer("/TimeToLiveSpecification/AttributeName")
                 .and_then(Value::as_str)
                 .unwrap_or("ttl");
-            clients
-                .dynamodb
+            dynamodb
                 .update_time_to_live()
                 .table_name(&name)
                 .time_to_live_specification(
@@ -319,12 +341,7 @@ async fn create_tables(
                 .await
                 .with_context(|| format!("enabling TTL on {name}"))?;
         }
-        let desc = clients
-            .dynamodb
-            .describe_table()
-            .table_name(&name)
-            .send()
-            .await?;
+        let desc = dynamodb.describe_table().table_name(&name).send().await?;
         let table = desc
             .table()
             .ok_or_else(|| anyhow!("table {name} not described"))?;

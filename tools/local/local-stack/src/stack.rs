@@ -32,8 +32,8 @@ pub struct Options {
     /// One SAM template to run instead of the stacks (default: `<root>/infra/platform.yaml` and
     /// every `<root>/services/*/template.yaml`, read as one by [`crate::stacks`]).
     pub template: Option<PathBuf>,
-    /// An already running moto for every service; default: start two from `./.venv`, one for
-    /// DynamoDB and one for the rest ([`Motos`]).
+    /// An already running moto for every service; default: start them from `./.venv`, one per
+    /// DynamoDB table and one for the rest ([`Motos`]).
     pub aws_endpoint: Option<String>,
     /// Run `bash tools/setup.sh` when moto is missing (the CLI does; tests fail instead).
     pub install_moto: bool,
@@ -184,7 +184,7 @@ pub struct Startup {
 pub struct Stack {
     /// Base URL of the HTTP API, e.g. `http://127.0.0.1:3000`.
     pub api_url: String,
-    /// Where the stack's AWS calls go: the moto of every service but DynamoDB, and DynamoDB's.
+    /// Where the stack's AWS calls go: the moto of every service, and each table's own.
     pub endpoints: Endpoints,
     pub resources: Resources,
     /// Function pools by short name (`orders-relay`).
@@ -278,7 +278,12 @@ impl Stack {
         let (motos, endpoints) = match &o.aws_endpoint {
             Some(endpoint) => (None, Endpoints::one(endpoint)),
             None => {
-                let motos = Motos::start(&o.root, o.install_moto, &log_dir).await?;
+                let tables: Vec<String> = template
+                    .of_kind("AWS::DynamoDB::Table", &ctx)
+                    .into_iter()
+                    .map(|(id, _)| ctx.refs[id].clone())
+                    .collect();
+                let motos = Motos::start(&o.root, o.install_moto, &log_dir, &tables).await?;
                 let endpoints = motos.endpoints();
                 (Some(motos), endpoints)
             }
@@ -299,25 +304,28 @@ impl Stack {
         let mut fault_logs = Vec::new();
         let mut function_endpoints = endpoints.clone();
         if let Some(rate) = o.faults.filter(|f| *f > 0.0) {
-            let (child, url) = start_fault_proxy(
-                &o.root,
-                &endpoints.aws,
-                rate,
-                o.seed,
-                &log_dir.join("fault-proxy.log"),
-            )
-            .await?;
-            fault_proxies.push(child);
-            fault_logs.push(log_dir.join("fault-proxy.log"));
-            function_endpoints = Endpoints::one(&url);
-            if endpoints.dynamodb != endpoints.aws {
-                let log = log_dir.join("fault-proxy-dynamodb.log");
+            let mut targets = vec![("fault-proxy".to_owned(), endpoints.aws.clone())];
+            targets.extend(
+                endpoints
+                    .tables
+                    .iter()
+                    .map(|(table, endpoint)| (format!("fault-proxy-{table}"), endpoint.clone())),
+            );
+            for (i, (name, target)) in targets.into_iter().enumerate() {
+                let log = log_dir.join(format!("{name}.log"));
                 let (child, url) =
-                    start_fault_proxy(&o.root, &endpoints.dynamodb, rate, o.seed + 1, &log)
-                        .await?;
+                    start_fault_proxy(&o.root, &target, rate, o.seed + i as u64, &log).await?;
                 fault_proxies.push(child);
                 fault_logs.push(log);
-                function_endpoints.dynamodb = url;
+                if target == endpoints.aws {
+                    function_endpoints.aws = url;
+                } else if let Some(e) = function_endpoints
+                    .tables
+                    .values_mut()
+                    .find(|e| **e == target)
+                {
+                    *e = url;
+                }
             }
         }
         let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -340,7 +348,8 @@ impl Stack {
                 skipped.push(spec.logical_id.clone());
                 continue;
             }
-            let env = function_env(&spec, &function_endpoints, &o.region);
+            let env = function_env(&spec, &function_endpoints, &o.region)
+                .with_context(|| format!("the environment of {}", spec.logical_id))?;
             write_env_file(&state, o.prefix.as_deref(), &spec, &env)?;
             let limit = spec.reserved_concurrency.unwrap_or(o.max_concurrency);
             let log_file = log_dir.join(format!("{}.log", spec.short_name));
@@ -446,7 +455,12 @@ impl Stack {
                     let poller = StreamPoller {
                         mapping: m.clone(),
                         function: pool.clone(),
-                        streams: clients.streams.clone(),
+                        streams: resources
+                            .tables
+                            .values()
+                            .find(|t| t.stream_arn.as_deref() == Some(m.stream_arn.as_str()))
+                            .map_or(&clients.streams, |t| clients.streams_of(&t.name))
+                            .clone(),
                         sqs: clients.sqs.clone(),
                         on_failure_url,
                         region: o.region.clone(),
@@ -512,12 +526,13 @@ impl Stack {
 
     #[allow(clippy::print_stdout)]
     fn print_summary(&self) {
-        println!(
-            "local-stack: moto at {} (DynamoDB at {})",
-            self.endpoints.aws, self.endpoints.dynamodb
-        );
+        println!("local-stack: moto at {}", self.endpoints.aws);
         for (id, t) in &self.resources.tables {
-            println!("  table  {id:<18} {}", t.name);
+            println!(
+                "  table  {id:<18} {} (moto at {})",
+                t.name,
+                self.endpoints.table(&t.name)
+            );
         }
         for (id, q) in &self.resources.queues {
             println!("  queue  {id:<18} {}", q.url);
@@ -650,12 +665,13 @@ fn function_env(
     spec: &FunctionSpec,
     endpoints: &Endpoints,
     region: &str,
-) -> BTreeMap<String, String> {
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut env = spec.env.clone();
+    let endpoint_vars = endpoints.env(&spec.env)?;
     let mut set = |k: &str, v: &str| {
         env.insert(k.to_owned(), v.to_owned());
     };
-    for (k, v) in endpoints.env() {
+    for (k, v) in endpoint_vars {
         set(k, &v);
     }
     set("AWS_REGION", region);
@@ -684,7 +700,7 @@ fn function_env(
     if let Some(l) = &spec.app_log_level {
         set("AWS_LAMBDA_LOG_LEVEL", l);
     }
-    env
+    Ok(env)
 }
 
 /// Writes `<state>/env/<short name>.env` (the template's variables and the moto endpoint), so that

@@ -478,19 +478,17 @@ async fn send(
 /// Reads each order, its customer's orders and notifications and its ledger straight from the
 /// tables.
 async fn observe(stack: &Stack, placed: &[Placed]) -> anyhow::Result<BTreeMap<String, Seen>> {
-    let db = stack.clients.dynamodb.clone();
-    let orders = orders::adapters::dynamodb::DynamoOrders::new(
-        db.clone(),
-        stack.resources.table("OrdersTable")?,
-    );
-    let payments = payments::adapters::dynamodb::DynamoPayments::new(
-        db.clone(),
-        stack.resources.table("PaymentsTable")?,
-    );
-    let notes = notify::adapters::dynamodb::DynamoNotifications::new(
-        db,
-        stack.resources.table("NotifyTable")?,
-    );
+    // Each table's own client: a stack of its own runs a moto per table.
+    let table = |id: &str| -> anyhow::Result<_> {
+        let name = stack.resources.table(id)?.to_owned();
+        Ok((stack.clients.dynamodb_of(&name).clone(), name))
+    };
+    let (db, name) = table("OrdersTable")?;
+    let orders = orders::adapters::dynamodb::DynamoOrders::new(db, name);
+    let (db, name) = table("PaymentsTable")?;
+    let payments = payments::adapters::dynamodb::DynamoPayments::new(db, name);
+    let (db, name) = table("NotifyTable")?;
+    let notes = notify::adapters::dynamodb::DynamoNotifications::new(db, name);
     let mut out = BTreeMap::new();
     for p in placed {
         let id = OrderId::parse(&p.id).context("an order id the API returned")?;

@@ -1,6 +1,6 @@
-//! A stack that starts its own moto starts two: one for DynamoDB and its streams, one for every
-//! other service, so that the functions' AWS calls run on two Python interpreters instead of
-//! queueing behind one (issue 13, the local stack under load).
+//! A stack that starts its own moto starts one per DynamoDB table (with its stream) and one for
+//! every other service, so that the functions' AWS calls spread over several Python interpreters
+//! instead of queueing behind one (issue 13, the local stack under load).
 
 use std::time::Duration;
 
@@ -40,8 +40,7 @@ async fn order_status(stack: &Stack, token: &str, id: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stack_of_its_own_puts_dynamodb_on_one_moto_and_the_rest_on_another_and_the_saga_runs_across_both()
- {
+async fn a_stack_of_its_own_puts_each_table_on_a_moto_of_its_own_and_the_saga_runs_across_them() {
     tokio::task::block_in_place(testkit::build_functions);
     // Its own state dir: the env files and logs of a `make run` stay untouched.
     let state = std::env::temp_dir().join(format!("own-moto-{}", uuid::Uuid::new_v4().simple()));
@@ -50,38 +49,47 @@ async fn a_stack_of_its_own_puts_dynamodb_on_one_moto_and_the_rest_on_another_an
     o.state_dir = Some(state.clone());
     let stack = Stack::start(o).await.expect("the local stack starts");
     let endpoints = stack.endpoints.clone();
-    assert_ne!(endpoints.aws, endpoints.dynamodb, "two motos");
 
-    // Every table is on DynamoDB's moto and none on the other; every queue the other way round.
+    // Every table is alone on its moto; the queues are all on the other one.
     let tables: Vec<&String> = stack.resources.tables.values().map(|t| &t.name).collect();
-    assert!(!tables.is_empty());
-    let on_dynamodb = table_names(&endpoints.dynamodb).await;
-    let on_aws = table_names(&endpoints.aws).await;
+    assert!(tables.len() >= 3, "{tables:?}");
     for name in &tables {
-        assert!(on_dynamodb.contains(name), "{name} on {on_dynamodb:?}");
+        let endpoint = endpoints.table(name);
+        assert_ne!(endpoint, endpoints.aws, "{name} has a moto of its own");
+        assert_eq!(table_names(endpoint).await, [name.to_string()]);
+        assert!(
+            queue_urls(endpoint).await.is_empty(),
+            "queues beside {name}"
+        );
     }
-    assert!(on_aws.is_empty(), "tables on the other moto: {on_aws:?}");
+    assert!(
+        table_names(&endpoints.aws).await.is_empty(),
+        "tables on the other moto"
+    );
     let queues = queue_urls(&endpoints.aws).await;
     assert_eq!(queues.len(), stack.resources.queues.len(), "{queues:?}");
-    let misplaced = queue_urls(&endpoints.dynamodb).await;
-    assert!(misplaced.is_empty(), "queues on DynamoDB's moto: {misplaced:?}");
 
-    // The functions are told both: the env file a developer runs one of them with says so.
+    // A function is told its own table's moto: the env file a developer runs it with says so.
+    let orders = stack.resources.table("OrdersTable").unwrap();
     let env = std::fs::read_to_string(state.join("env/default/orders-http.env")).unwrap();
     assert!(
         env.contains(&format!("AWS_ENDPOINT_URL={}\n", endpoints.aws))
-            && env.contains(&format!("AWS_ENDPOINT_URL_DYNAMODB={}\n", endpoints.dynamodb)),
+            && env.contains(&format!(
+                "AWS_ENDPOINT_URL_DYNAMODB={}\n",
+                endpoints.table(orders)
+            )),
         "{env}"
     );
 
-    // And the saga crosses them: the order's table and stream on one, the bus and the queues
-    // on the other.
+    // And the saga crosses them: three tables and their streams, the bus and the queues.
     let token = stack.token("ada", &["shop/orders"]).unwrap();
     let r = reqwest::Client::new()
         .post(format!("{}/v1/orders", stack.api_url))
         .bearer_auth(&token)
-        .json(&serde_json::json!({"lines": [{"sku": "SKU-1", "quantity": 1,
-            "unit_price": {"amount": 500, "currency": "EUR"}}], "card_token": "tok_approve"}))
+        .json(
+            &serde_json::json!({"lines": [{"sku": "SKU-1", "quantity": 1,
+            "unit_price": {"amount": 500, "currency": "EUR"}}], "card_token": "tok_approve"}),
+        )
         .send()
         .await
         .unwrap();
