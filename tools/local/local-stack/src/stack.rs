@@ -280,7 +280,6 @@ impl Stack {
             None => {
                 let tables: Vec<String> = template
                     .of_kind("AWS::DynamoDB::Table", &ctx)
-                    .into_iter()
                     .map(|(id, _)| ctx.refs[id].clone())
                     .collect();
                 let motos = Motos::start(&o.root, o.install_moto, &log_dir, &tables).await?;
