@@ -12,22 +12,9 @@ use crate::sqs_mapping::harmless_body;
 
 /// Places an order over HTTP; returns its id and when the request started and returned.
 async fn place_order(stack: &Stack) -> (String, DateTime<Utc>, DateTime<Utc>) {
-    let token = stack.token("dora", &["shop/orders"]).unwrap();
     let before = Utc::now();
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/orders", stack.api_url))
-        .bearer_auth(token)
-        .json(
-            &serde_json::json!({"lines": [{"sku": "SKU-1", "quantity": 1,
-            "unit_price": {"amount": 500, "currency": "EUR"}}], "card_token": "tok_approve"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let after = Utc::now();
-    assert_eq!(r.status(), 201);
-    let order: serde_json::Value = r.json().await.unwrap();
-    (order["id"].as_str().unwrap().to_owned(), before, after)
+    let id = crate::helpers::place_order(stack, "dora", "tok_approve").await;
+    (id, before, Utc::now())
 }
 
 /// When the first delivery from `source` that satisfies `wanted` started.

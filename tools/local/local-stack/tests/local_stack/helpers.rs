@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use local_stack::{Options, Stack};
+use serde_json::json;
 
 /// A stack on this test binary's moto, with a fresh name prefix, short visibility timeouts
 /// (so redrive happens in seconds) and any free port; `configure` adjusts the options.
@@ -21,6 +22,23 @@ pub(crate) async fn spawn_stack(configure: impl FnOnce(&mut Options)) -> Stack {
     o.echo_logs = std::env::var("TEST_LOG").is_ok();
     configure(&mut o);
     Stack::start(o).await.expect("the local stack starts")
+}
+
+/// Places an order (one SKU-1 at 5 EUR, paid with `card_token`) as `sub` over the stack's HTTP
+/// API; returns its id.
+pub(crate) async fn place_order(stack: &Stack, sub: &str, card_token: &str) -> String {
+    let token = stack.token(sub, &["shop/orders"]).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/orders", stack.api_url))
+        .bearer_auth(token)
+        .json(&json!({"lines": [{"sku": "SKU-1", "quantity": 1,
+            "unit_price": {"amount": 500, "currency": "EUR"}}], "card_token": card_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let order: serde_json::Value = r.json().await.unwrap();
+    order["id"].as_str().unwrap().to_owned()
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, failing after `limit`.

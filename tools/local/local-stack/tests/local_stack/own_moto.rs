@@ -6,26 +6,27 @@ use std::time::Duration;
 
 use local_stack::{Options, Stack};
 
-use crate::helpers::eventually;
+use crate::helpers::{eventually, place_order};
+
+/// The stack's clients, all pointed at `endpoint`.
+async fn clients_at(endpoint: &str) -> local_stack::resources::Clients {
+    let endpoints = local_stack::moto::Endpoints::one(endpoint);
+    local_stack::resources::Clients::new(&endpoints, "us-east-1").await
+}
 
 async fn table_names(endpoint: &str) -> Vec<String> {
-    let clients = local_stack::resources::Clients::new(
-        &local_stack::moto::Endpoints::one(endpoint),
-        "us-east-1",
-    )
-    .await;
-    let tables = clients.dynamodb.list_tables().send().await.unwrap();
-    tables.table_names.unwrap_or_default()
+    let tables = clients_at(endpoint)
+        .await
+        .dynamodb
+        .list_tables()
+        .send()
+        .await;
+    tables.unwrap().table_names.unwrap_or_default()
 }
 
 async fn queue_urls(endpoint: &str) -> Vec<String> {
-    let clients = local_stack::resources::Clients::new(
-        &local_stack::moto::Endpoints::one(endpoint),
-        "us-east-1",
-    )
-    .await;
-    let queues = clients.sqs.list_queues().send().await.unwrap();
-    queues.queue_urls.unwrap_or_default()
+    let queues = clients_at(endpoint).await.sqs.list_queues().send().await;
+    queues.unwrap().queue_urls.unwrap_or_default()
 }
 
 async fn order_status(stack: &Stack, token: &str, id: &str) -> Option<String> {
@@ -82,20 +83,8 @@ async fn a_stack_of_its_own_puts_each_table_on_a_moto_of_its_own_and_the_saga_ru
     );
 
     // And the saga crosses them: three tables and their streams, the bus and the queues.
+    let id = place_order(&stack, "ada", "tok_approve").await;
     let token = stack.token("ada", &["shop/orders"]).unwrap();
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/orders", stack.api_url))
-        .bearer_auth(&token)
-        .json(
-            &serde_json::json!({"lines": [{"sku": "SKU-1", "quantity": 1,
-            "unit_price": {"amount": 500, "currency": "EUR"}}], "card_token": "tok_approve"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let order: serde_json::Value = r.json().await.unwrap();
-    let id = order["id"].as_str().unwrap().to_owned();
     eventually("the order to be confirmed", Duration::from_secs(60), || {
         let (stack, token, id) = (&stack, &token, &id);
         async move {

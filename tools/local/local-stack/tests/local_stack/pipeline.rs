@@ -3,25 +3,12 @@
 
 use std::time::Duration;
 
-use crate::helpers::{eventually, peek, spawn_stack};
+use crate::helpers::{eventually, peek, place_order, spawn_stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_placed_over_http_reaches_the_payments_queue_through_stream_relay_bus_and_rule() {
     let stack = spawn_stack(|o| o.only = vec!["orders-http".into(), "orders-relay".into()]).await;
-    let token = stack.token("bob", &["shop/orders"]).unwrap();
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/orders", stack.api_url))
-        .bearer_auth(token)
-        .json(
-            &serde_json::json!({"lines": [{"sku": "SKU-9", "quantity": 1,
-            "unit_price": {"amount": 500, "currency": "EUR"}}], "card_token": "tok_approve"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let order: serde_json::Value = r.json().await.unwrap();
-    let id = order["id"].as_str().unwrap().to_owned();
+    let id = place_order(&stack, "bob", "tok_approve").await;
     let queue = stack
         .resources
         .queue_url("PaymentsQueue")
