@@ -16,16 +16,9 @@ cd "$root"
 bash tools/setup.sh
 
 # One moto server shared by every test process (each test uses its own resource names).
-mkdir -p .local
-port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-.venv/bin/python tools/local/moto_server.py -H 127.0.0.1 -p "$port" > .local/moto-tests.log 2>&1 &
-moto_pid=$!
+source tools/lib/moto.sh
+start_moto .local/moto-tests.log
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
-export MOTO_ENDPOINT="http://127.0.0.1:$port"
 
 # tools/local/moto_server.py's own changes to moto: transactions stay atomic.
 .venv/bin/python -m unittest discover -s tools/testing/tests

@@ -56,15 +56,9 @@ fi
 
 # A moto server of its own: the run before this one left a thousand queues in the shared one,
 # more than moto's ListQueues returns (redrive's tests list queues).
-moto_port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-.venv/bin/python tools/local/moto_server.py -H 127.0.0.1 -p "$moto_port" > .local/moto-new-service.log 2>&1 &
-moto_pid=$!
+source tools/lib/moto.sh
+start_moto .local/moto-new-service.log
 trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$copy"' EXIT
-for _ in $(seq 1 100); do
-  if (echo > "/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
-export MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
 
 step "build and every Rust test of the workspace, the new service's among them"
 nice cargo build -q --workspace --bins

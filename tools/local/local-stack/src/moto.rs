@@ -152,13 +152,12 @@ impl Endpoints {
         env: &BTreeMap<String, String>,
     ) -> anyhow::Result<Vec<(&'static str, String)>> {
         let mut vars = vec![("AWS_ENDPOINT_URL", self.aws.clone())];
-        let mut named: Vec<&String> = self
+        let named: Vec<&String> = self
             .tables
             .iter()
             .filter(|(table, _)| env.values().any(|v| v == *table))
             .map(|(_, endpoint)| endpoint)
             .collect();
-        named.dedup();
         match named.as_slice() {
             [] => {}
             [endpoint] => vars.push(("AWS_ENDPOINT_URL_DYNAMODB", (*endpoint).clone())),

@@ -303,28 +303,20 @@ impl Stack {
         let mut fault_logs = Vec::new();
         let mut function_endpoints = endpoints.clone();
         if let Some(rate) = o.faults.filter(|f| *f > 0.0) {
-            let mut targets = vec![("fault-proxy".to_owned(), endpoints.aws.clone())];
-            targets.extend(
-                endpoints
-                    .tables
-                    .iter()
-                    .map(|(table, endpoint)| (format!("fault-proxy-{table}"), endpoint.clone())),
-            );
-            for (i, (name, target)) in targets.into_iter().enumerate() {
+            let slots = std::iter::once(("fault-proxy".to_owned(), &mut function_endpoints.aws))
+                .chain(
+                    function_endpoints
+                        .tables
+                        .iter_mut()
+                        .map(|(table, endpoint)| (format!("fault-proxy-{table}"), endpoint)),
+                );
+            for (i, (name, endpoint)) in slots.enumerate() {
                 let log = log_dir.join(format!("{name}.log"));
                 let (child, url) =
-                    start_fault_proxy(&o.root, &target, rate, o.seed + i as u64, &log).await?;
+                    start_fault_proxy(&o.root, endpoint, rate, o.seed + i as u64, &log).await?;
                 fault_proxies.push(child);
                 fault_logs.push(log);
-                if target == endpoints.aws {
-                    function_endpoints.aws = url;
-                } else if let Some(e) = function_endpoints
-                    .tables
-                    .values_mut()
-                    .find(|e| **e == target)
-                {
-                    *e = url;
-                }
+                *endpoint = url;
             }
         }
         let target = std::env::var_os("CARGO_TARGET_DIR")
